@@ -1,0 +1,73 @@
+"""Shared benchmark helpers: environment capture and Markdown tables."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cloudlulc_edge.version import __version__
+
+__all__ = ["environment", "markdown_table", "replace_between_markers"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict[str, Any]:
+    """Returns the machine and software facts every benchmark result must carry."""
+    env: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "cloudlulc_edge": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda_version"] = torch.version.cuda
+    return env
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """Renders ``rows`` as a Markdown table.
+
+    Args:
+        rows: One dict per row.
+        columns: ``(key, header)`` pairs in display order.
+
+    Returns:
+        The table, newline-terminated.
+    """
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[k]) for k, _ in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def replace_between_markers(text: str, name: str, body: str) -> str:
+    """Replaces the block between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``text``.
+
+    Raises:
+        ValueError: The markers are missing.
+    """
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"markers {start} … {end} not found")
+    return text[: i + len(start)] + "\n" + body + text[j:]

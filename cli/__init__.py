@@ -1,0 +1,33 @@
+"""The ``cloudlulc-edge`` command line (Typer), one module per command group.
+
+Import name ``cloudlulc_edge.cli``. Commands only parse, call one library function and print.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from cloudlulc_edge.cli.info import info
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cloudlulc-edge",
+    help="LULC maps through clouds from Sentinel-1 + Sentinel-2 with CloudLULC-Net.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("info")(info)
+
+
+@app.callback()
+def _root() -> None:
+    """cloudlulc-edge: CloudLULC-Net SAR-optical fusion on edge and datacenter machines."""
+
+
+def main() -> None:
+    """Console-script entry point; sets GDAL best-practice defaults before any raster I/O."""
+    os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    os.environ.setdefault("GDAL_CACHEMAX", "512")
+    app()

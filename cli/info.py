@@ -1,0 +1,54 @@
+"""``cloudlulc-edge info``: versions, devices, kernel dispatch and the registered model variants."""
+
+from __future__ import annotations
+
+import platform
+from typing import Annotated
+
+import torch
+import typer
+from cloudlulc_edge.kernels import available_implementations, get_kernel_mode
+from cloudlulc_edge.kernels.dispatch import triton_importable
+from rich.console import Console
+from rich.table import Table
+
+from cloudlulc_edge.models import VARIANT_CONFIGS, create_model, list_models
+from cloudlulc_edge.version import __version__
+
+__all__ = ["info"]
+
+
+def info(
+    models: Annotated[
+        bool, typer.Option("--models/--no-models", help="Build each variant and count its parameters.")
+    ] = True,
+) -> None:
+    """Print versions, devices, kernel dispatch and the registered model variants."""
+    console = Console()
+    console.print(f"cloudlulc-edge {__version__}  python {platform.python_version()}  torch {torch.__version__}")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    console.print(f"CUDA device: {cuda}   triton importable: {triton_importable()}   kernel mode: {get_kernel_mode()}")
+    kernels = Table(title="fused ops")
+    kernels.add_column("op")
+    kernels.add_column("implementations")
+    for op, backends in available_implementations().items():
+        kernels.add_row(op, ", ".join(backends))
+    console.print(kernels)
+    table = Table(title="model variants")
+    for column in ("variant", "D", "D_t", "O", "N", "L", "SHOI", "spectral", "params (M)"):
+        table.add_column(column)
+    for name in list_models():
+        cfg = VARIANT_CONFIGS[name]
+        params = f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.3f}" if models else "-"
+        table.add_row(
+            name,
+            str(cfg.width),
+            str(cfg.token_dim),
+            str(cfg.order),
+            str(cfg.num_blocks),
+            str(cfg.usmt_depth),
+            cfg.shoi,
+            cfg.spectral_impl,
+            params,
+        )
+    console.print(table)

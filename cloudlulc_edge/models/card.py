@@ -1,0 +1,154 @@
+"""Model cards: what a checkpoint is, what it expects as input, and what it was trained on.
+
+A card is saved beside the weights as ``model_card.json``. At inference the normalisation,
+band order and classes come from the card, never from command-line defaults (`model.md` §10).
+`ModelCard.from_dict` validates the structure; `check_against` compares a card with the package
+contract and a model configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
+from cloudlulc_edge.errors import ModelCardError
+from cloudlulc_edge.models.config import CloudLULCNetConfig
+from cloudlulc_edge.version import __version__
+
+__all__ = ["CARD_FORMAT_VERSION", "MODEL_DESCRIPTION", "ModelCard"]
+
+CARD_FORMAT_VERSION = 1
+MODEL_DESCRIPTION = (
+    "Reconstruction of CloudLULC-Net (arXiv 2606.17713) from its published description; "
+    "the official code and weights are unreleased."
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Metadata saved with every checkpoint.
+
+    Attributes:
+        variant: Registered variant name (``cloudlulc_net``, ``cloudlulc_edge``, ...).
+        config: The full model configuration.
+        contract: Input/output contract (bands, normalisation, classes, S1 coefficient, tile size).
+        weights_sha256: SHA-256 of the safetensors file the card describes.
+        package_version: cloudlulc-edge version that wrote the card.
+        description: What the model is (states that it is a reconstruction).
+        training: Free-form record of the training data and labels (empty if untrained).
+        format_version: Card schema version.
+    """
+
+    variant: str
+    config: CloudLULCNetConfig
+    contract: InputContract
+    weights_sha256: str
+    package_version: str = __version__
+    description: str = MODEL_DESCRIPTION
+    training: dict[str, Any] = field(default_factory=dict)
+    format_version: int = CARD_FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the JSON-serialisable card."""
+        return {
+            "format_version": self.format_version,
+            "variant": self.variant,
+            "description": self.description,
+            "package_version": self.package_version,
+            "weights_sha256": self.weights_sha256,
+            "config": self.config.to_dict(),
+            "contract": self.contract.to_dict(),
+            "training": self.training,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: str | Path | None = None) -> ModelCard:
+        """Parses and validates a card.
+
+        Args:
+            data: Parsed JSON.
+            path: Card file, for error messages.
+
+        Raises:
+            ModelCardError: A field is missing, has the wrong type, or holds an invalid value.
+        """
+        required = {
+            "format_version": int,
+            "variant": str,
+            "weights_sha256": str,
+            "package_version": str,
+            "config": dict,
+            "contract": dict,
+        }
+        for key, kind in required.items():
+            if key not in data:
+                raise ModelCardError(f"model card lacks the required field {key!r}", path)
+            if not isinstance(data[key], kind):
+                raise ModelCardError(f"model card field {key!r} must be {kind.__name__}", path)
+        if data["format_version"] != CARD_FORMAT_VERSION:
+            raise ModelCardError(
+                f"model card format {data['format_version']} is not supported (this version reads "
+                f"format {CARD_FORMAT_VERSION})",
+                path,
+            )
+        sha = data["weights_sha256"]
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ModelCardError("weights_sha256 must be 64 lowercase hex digits", path)
+        try:
+            config = CloudLULCNetConfig(**data["config"])
+        except (TypeError, ValueError) as exc:
+            raise ModelCardError(f"invalid model configuration in card: {exc}", path) from exc
+        try:
+            contract = InputContract.from_dict(data["contract"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelCardError(f"invalid input contract in card: {exc!r}", path) from exc
+        training = data.get("training", {})
+        if not isinstance(training, dict):
+            raise ModelCardError("model card field 'training' must be an object", path)
+        return cls(
+            variant=data["variant"],
+            config=config,
+            contract=contract,
+            weights_sha256=sha,
+            package_version=data["package_version"],
+            description=str(data.get("description", MODEL_DESCRIPTION)),
+            training=training,
+            format_version=data["format_version"],
+        )
+
+    def check_against(self, package: InputContract = DEFAULT_CONTRACT, path: str | Path | None = None) -> None:
+        """Checks the card is usable with this package and self-consistent.
+
+        Args:
+            package: The contract the package's readers produce.
+            path: Card file, for error messages.
+
+        Raises:
+            ModelCardError: Band order, SAR channels or classes differ from what the package
+                produces, or disagree with the card's own model configuration.
+        """
+        c, cfg = self.contract, self.config
+        mismatches = []
+        if c.s2_bands != package.s2_bands:
+            mismatches.append(f"S2 bands {list(c.s2_bands)} (package reads {list(package.s2_bands)})")
+        if c.s1_polarisations != package.s1_polarisations:
+            mismatches.append(
+                f"S1 channels {list(c.s1_polarisations)} (package reads {list(package.s1_polarisations)})"
+            )
+        if c.s1_coefficient != package.s1_coefficient:
+            mismatches.append(f"S1 coefficient {c.s1_coefficient!r} (package produces {package.s1_coefficient!r})")
+        if c.classes != package.classes:
+            mismatches.append(f"classes {list(c.classes)} (package maps {list(package.classes)})")
+        if len(c.s2_bands) != cfg.s2_channels:
+            mismatches.append(f"{len(c.s2_bands)} S2 bands but the model takes {cfg.s2_channels}")
+        if len(c.s1_polarisations) != cfg.s1_channels:
+            mismatches.append(f"{len(c.s1_polarisations)} S1 channels but the model takes {cfg.s1_channels}")
+        if len(c.classes) != cfg.num_classes:
+            mismatches.append(f"{len(c.classes)} classes but the model predicts {cfg.num_classes}")
+        if c.tile_size % 16:
+            mismatches.append(f"tile size {c.tile_size} is not a multiple of 16")
+        if mismatches:
+            raise ModelCardError("model card does not match: " + "; ".join(mismatches), path)

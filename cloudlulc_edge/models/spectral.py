@@ -1,0 +1,140 @@
+"""The cross-modal spectral term of SHOI: a per-channel 2-D convolution of two feature maps.
+
+``A = 𝓕⁻¹(𝓕(a) · 𝓕(g))`` is the circular convolution ``a ⊛ g`` of every channel of ``a`` with the
+same channel of ``g``: a global, cross-modal spatial interaction at O(HW log HW) cost
+(`model.md` §6.1). Two numerically equivalent implementations:
+
+* ``fft``: ``torch.fft.rfft2`` / ``irfft2`` (cuFFT on GPU). ONNX exports it as ``DFT``, which
+  TensorRT parses only from 11.2 on.
+* ``matmul``: the same real DFT written as products with precomputed cosine/sine matrices
+  (`edge-export.md` §7a). Runs in every runtime (MatMul is universal, DLA included) at about
+  6·n³ multiply-adds per n×n transform; the choice for TensorRT 10.x / Jetson engines.
+
+Both compute in float32 even under autocast (FFT numerics in half precision are poor).
+``linear=True`` zero-pads to 2H×2W first, giving a linear ("same", centred) convolution without
+wrap-around.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["SpectralImpl", "circular_conv2d", "circular_conv2d_direct"]
+
+SpectralImpl = Literal["fft", "matmul"]
+
+
+def _dft_matrices(n: int, device: torch.device, half: bool) -> tuple[Tensor, Tensor]:
+    """cos/sin DFT matrices: ``C[k, m] = cos(2πkm/n)``, ``S[k, m] = sin(2πkm/n)``.
+
+    Args:
+        n: Transform length.
+        device: Where to build them.
+        half: Only the non-negative frequencies ``k = 0..n//2`` (real-input DFT).
+
+    Returns:
+        Two (n//2+1 or n, n) float32 matrices.
+    """
+    k = torch.arange(n // 2 + 1 if half else n, device=device, dtype=torch.int64)
+    m = torch.arange(n, device=device, dtype=torch.int64)
+    # k·m mod n keeps the angle exact for large n (avoids float error growing with k·m).
+    angle = (torch.outer(k, m) % n).to(torch.float32) * (2.0 * math.pi / n)
+    return torch.cos(angle), torch.sin(angle)
+
+
+def _conv_fft(a: Tensor, g: Tensor) -> Tensor:
+    h, w = a.shape[-2:]
+    out: Tensor = torch.fft.irfft2(torch.fft.rfft2(a) * torch.fft.rfft2(g), s=(h, w))
+    return out
+
+
+def _conv_matmul(a: Tensor, g: Tensor) -> Tensor:
+    h, w = a.shape[-2:]
+    ch, sh = _dft_matrices(h, a.device, half=False)  # (h, h)
+    cw, sw = _dft_matrices(w, a.device, half=True)  # (w//2+1, w)
+
+    def rdft2(x: Tensor) -> tuple[Tensor, Tensor]:
+        # Along W (real input, half spectrum): X = x·(Cw − i·Sw)ᵀ.
+        xr, xi = x @ cw.T, -(x @ sw.T)  # (..., h, w//2+1)
+        # Along H (complex): (Ch − i·Sh)(xr + i·xi).
+        return ch @ xr + sh @ xi, ch @ xi - sh @ xr
+
+    ar, ai = rdft2(a)
+    gr, gi = rdft2(g)
+    pr, pi = ar * gr - ai * gi, ar * gi + ai * gr  # spectral product
+    # Inverse along H (complex): (Ch + i·Sh)(pr + i·pi) / h.
+    yr = (ch @ pr - sh @ pi) / h
+    yi = (ch @ pi + sh @ pr) / h
+    # Inverse real DFT along W from the half spectrum: bins 1..ceil(w/2)-1 count twice; the
+    # imaginary parts of DC and Nyquist drop out because sin vanishes there (as in irfft).
+    weight = torch.full((w // 2 + 1, 1), 2.0, device=a.device)
+    weight[0] = 1.0
+    if w % 2 == 0:
+        weight[-1] = 1.0
+    return (yr @ (cw * weight) - yi @ (sw * weight)) / w
+
+
+def circular_conv2d(a: Tensor, g: Tensor, impl: SpectralImpl = "fft", linear: bool = False) -> Tensor:
+    """Per-channel 2-D convolution of ``a`` with ``g`` through the frequency domain.
+
+    Args:
+        a: (B, C, H, W) main-stream features.
+        g: (B, C, H, W) guide features (same shape).
+        impl: ``fft`` (torch.fft) or ``matmul`` (DFT matrices, exportable to any runtime).
+        linear: Zero-pad to (2H, 2W) and crop the centred H×W window: a linear convolution
+            without wrap-around. Default False: circular, as in SHIP.
+
+    Returns:
+        (B, C, H, W) float32 convolution ``a ⊛ g``.
+
+    Raises:
+        ValueError: Shapes differ or ``impl`` is unknown.
+    """
+    if a.shape != g.shape:
+        raise ValueError(f"spectral term needs equal shapes, got {tuple(a.shape)} and {tuple(g.shape)}")
+    h, w = a.shape[-2:]
+    a32, g32 = a.float(), g.float()
+    if linear:
+        a32 = F.pad(a32, (0, w, 0, h))
+        g32 = F.pad(g32, (0, w, 0, h))
+    if impl == "fft":
+        fn = _conv_fft
+    elif impl == "matmul":
+        fn = _conv_matmul
+    else:
+        raise ValueError(f"unknown spectral implementation {impl!r}; use 'fft' or 'matmul'")
+    device_type = a.device.type
+    if torch.is_autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):  # keep FFT/DFT numerics in fp32
+            out = fn(a32, g32)
+    else:
+        out = fn(a32, g32)
+    if linear:
+        out = out[..., h // 2 : h // 2 + h, w // 2 : w // 2 + w]
+    return out
+
+
+def circular_conv2d_direct(a: Tensor, g: Tensor) -> Tensor:
+    """Direct O((HW)²) circular convolution, ``y[m, n] = Σ_ij a[i, j] · g[(m−i) mod H, (n−j) mod W]``.
+
+    The oracle for tests on small inputs; never used by the model.
+
+    Args:
+        a: (B, C, H, W).
+        g: (B, C, H, W).
+
+    Returns:
+        (B, C, H, W) in float64.
+    """
+    a64, g64 = a.double(), g.double()
+    h, w = a.shape[-2:]
+    out = torch.zeros_like(a64)
+    for i in range(h):
+        for j in range(w):
+            out += a64[..., i : i + 1, j : j + 1] * torch.roll(g64, shifts=(i, j), dims=(-2, -1))
+    return out
