@@ -63,12 +63,11 @@ def count_flops(model: torch.nn.Module, tile: int) -> int:
 def _rss_high_water_mib() -> float:
     # VmHWM belongs to this process's address space; ru_maxrss would also carry the parent's peak
     # across fork/exec and hide the child's own.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0  # kB
-    except OSError:
-        pass
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.is_file() else []
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1]) / 1024.0  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux, bytes on macOS
 
 

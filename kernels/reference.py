@@ -54,12 +54,17 @@ def channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-
     return y.to(x.dtype)
 
 
-def _reliability(logits: Tensor, valid: Tensor | None) -> Tensor:
-    """R = σ(z), forced to 0 where the optical input has no data (accumulation dtype)."""
+def _gate(
+    optical: Tensor, logits: Tensor, valid: Tensor | None, sar: Tensor | None, alpha: float
+) -> tuple[Tensor, Tensor]:
+    """Returns ``(R ⊙ o + (1 − R) ⊙ α·s, R)`` in the accumulation dtype, ``R = σ(z) ⊙ m``."""
     r = torch.sigmoid(acc(logits))
     if valid is not None:
-        r = r * acc(valid)  # (B, 1, H, W) broadcasts over channels
-    return r
+        r = r * acc(valid)  # (B, 1, H, W) broadcasts over channels: nodata → fully unreliable
+    y = r * acc(optical)
+    if sar is not None and alpha != 0.0:
+        y = y + (1.0 - r) * (alpha * acc(sar))
+    return y, r
 
 
 def reliability_gate(
@@ -85,10 +90,7 @@ def reliability_gate(
     Returns:
         (B, C, H, W) modulated optical feature F̃_o in ``optical.dtype``.
     """
-    r = _reliability(logits, valid)
-    y = r * acc(optical)
-    if sar is not None and alpha != 0.0:
-        y = y + (1.0 - r) * (alpha * acc(sar))
+    y, _ = _gate(optical, logits, valid, sar, alpha)
     return y.to(optical.dtype)
 
 
@@ -112,10 +114,7 @@ def reliability_gate_pooled(
         ``(modulated, rho)``: (B, C, H, W) in ``optical.dtype`` and (B, 1, H, W) ρ ∈ [0, 1] in
         ``optical.dtype``.
     """
-    r = _reliability(logits, valid)
-    y = r * acc(optical)
-    if sar is not None and alpha != 0.0:
-        y = y + (1.0 - r) * (alpha * acc(sar))
+    y, r = _gate(optical, logits, valid, sar, alpha)
     rho = 1.0 - r.mean(dim=1, keepdim=True)
     return y.to(optical.dtype), rho.to(optical.dtype)
 
