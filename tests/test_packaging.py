@@ -55,7 +55,7 @@ def test_wheel_metadata(wheel):
         assert f"Provides-Extra: {extra}" in meta
     requirements = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     ort = [r for r in requirements if r.split()[1].startswith("onnxruntime")]
-    assert len(ort) == 1 and "extra == \"export\"" in ort[0], ort  # one onnxruntime distribution, in [export]
+    assert len(ort) == 1 and 'extra == "export"' in ort[0], ort  # one onnxruntime distribution, in [export]
     entry = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
     assert "cloudlulc-edge = cloudlulc_edge.cli:main" in entry
 
