@@ -95,15 +95,16 @@ class SemanticAnchorLoss(nn.Module):
         Returns:
             ``(anchor, has_label)``: (B, D_t, h, w) unit vectors and (B, h, w) bool.
         """
-        props = class_proportions(labels, size, self.num_classes, self.ignore_index)
-        anchors = F.normalize(self.anchors, dim=1)
-        a = torch.einsum("bkhw,kd->bdhw", props, anchors)
+        return self._anchor_from(class_proportions(labels, size, self.num_classes, self.ignore_index))
+
+    def _anchor_from(self, props: Tensor) -> tuple[Tensor, Tensor]:
+        a = torch.einsum("bkhw,kd->bdhw", props, F.normalize(self.anchors, dim=1))
         return F.normalize(a, dim=1), props.sum(dim=1) > 0
 
     def forward(self, latent: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Returns ``(L_anc, L_proto)``; ``L_proto`` is 0 with frozen anchors."""
-        size = (latent.shape[-2], latent.shape[-1])
-        target, has_label = self.anchor(labels, size)
+        props = class_proportions(labels, (latent.shape[-2], latent.shape[-1]), self.num_classes, self.ignore_index)
+        target, has_label = self._anchor_from(props)
         z = F.normalize(self.proj(latent.float()), dim=1)
         cosine = (z * target.detach()).sum(dim=1)  # sg(A): the anchor is a target
         if not bool(has_label.any()):
@@ -112,7 +113,6 @@ class SemanticAnchorLoss(nn.Module):
         l_anc = (1.0 - cosine)[has_label].mean()
         if not self.learnable:
             return l_anc, l_anc.new_zeros(())
-        props = class_proportions(labels, size, self.num_classes, self.ignore_index)
         majority = torch.where(has_label, props.argmax(dim=1), self.ignore_index)
         sims = torch.einsum("bdhw,kd->bkhw", z, F.normalize(self.anchors, dim=1)) / self.temperature
         return l_anc, F.cross_entropy(sims, majority, ignore_index=self.ignore_index)
