@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cloudlulc_edge.bench.utils import environment, markdown_table, replace_between_markers
+from cloudlulc_edge.bench.utils import environment, markdown_table, proc_field, replace_between_markers
 from cloudlulc_edge.export.torch_export import example_inputs
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -63,11 +63,9 @@ def count_flops(model: torch.nn.Module, tile: int) -> int:
 def _rss_high_water_mib() -> float:
     # VmHWM belongs to this process's address space; ru_maxrss would also carry the parent's peak
     # across fork/exec and hide the child's own.
-    status = Path("/proc/self/status")
-    lines = status.read_text().splitlines() if status.is_file() else []
-    for line in lines:
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1]) / 1024.0  # kB
+    hwm = proc_field("/proc/self/status", "VmHWM")  # e.g. "720160 kB"
+    if hwm is not None:
+        return float(hwm.split()[0]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux, bytes on macOS
 
 

@@ -13,14 +13,31 @@ import torch
 
 from cloudlulc_edge.version import __version__
 
-__all__ = ["environment", "markdown_table", "replace_between_markers"]
+__all__ = ["environment", "markdown_table", "proc_field", "replace_between_markers"]
+
+
+def proc_field(path: str, key: str) -> str | None:
+    """Returns the value of the first ``key: value`` line of a Linux ``/proc`` file, or None.
+
+    Args:
+        path: e.g. ``/proc/cpuinfo`` or ``/proc/self/status``.
+        key: Text before the colon, e.g. ``model name`` or ``VmHWM``.
+
+    Returns:
+        The stripped text after the colon; None where the file or the key does not exist
+        (non-Linux systems).
+    """
+    file = Path(path)
+    lines = file.read_text().splitlines() if file.is_file() else []
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == key:
+            return value.strip()
+    return None
 
 
 def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")  # Linux; elsewhere fall back to what platform reports
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else (platform.processor() or "unknown")
+    return proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown"
 
 
 def environment() -> dict[str, Any]:

@@ -32,3 +32,14 @@ def test_markdown_and_markers():
     assert replace_between_markers(text, "t", "new\n") == "x\n<!-- t:start -->\nnew\n<!-- t:end -->\ny"
     with pytest.raises(ValueError):
         replace_between_markers("none", "t", "")
+
+
+def test_proc_field(tmp_path):
+    from cloudlulc_edge.bench.utils import proc_field
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmHWM:\t  720160 kB\nmodel name\t: AMD EPYC 7B13\n")
+    assert proc_field(str(status), "VmHWM") == "720160 kB"
+    assert proc_field(str(status), "model name") == "AMD EPYC 7B13"
+    assert proc_field(str(status), "VmRSS") is None
+    assert proc_field(str(tmp_path / "missing"), "VmHWM") is None
