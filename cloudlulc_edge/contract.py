@@ -211,6 +211,7 @@ def s2_dn_to_reflectance(
     dn: npt.NDArray[Any],
     offsets: Sequence[float],
     norm: S2Normalisation = DEFAULT_CONTRACT.s2,
+    inplace: bool = False,
 ) -> tuple[FloatArray, BoolArray]:
     """Converts Sentinel-2 digital numbers to reflectance with the per-band offset applied.
 
@@ -219,6 +220,7 @@ def s2_dn_to_reflectance(
         offsets: Per-band additive offset read from the product metadata (``BOA_ADD_OFFSET`` /
             ``RADIO_ADD_OFFSET``; -1000 from processing baseline 04.00, 0 before), length C.
         norm: Quantification and nodata DN.
+        inplace: Reuse ``dn``'s memory when it is already float32 (streaming readers own their strips).
 
     Returns:
         ``(reflectance, valid)``: (C, H, W) float32 reflectance (unclipped) and (H, W) bool,
@@ -233,7 +235,9 @@ def s2_dn_to_reflectance(
         raise ValueError(f"{len(offsets)} offsets for {dn.shape[0]} bands")
     valid = np.all(dn != norm.nodata_dn, axis=0)
     off = np.asarray(offsets, dtype=np.float32).reshape(-1, 1, 1)
-    reflectance = (dn.astype(np.float32) + off) / np.float32(norm.quantification)
+    reflectance: FloatArray = dn.astype(np.float32, copy=not inplace)
+    reflectance += off
+    reflectance /= np.float32(norm.quantification)
     return reflectance, valid
 
 
@@ -241,6 +245,7 @@ def normalise_s2_reflectance(
     reflectance: npt.NDArray[Any],
     valid: BoolArray | None = None,
     norm: S2Normalisation = DEFAULT_CONTRACT.s2,
+    inplace: bool = False,
 ) -> tuple[FloatArray, BoolArray]:
     """Normalises offset-corrected Sentinel-2 reflectance into model input.
 
@@ -248,6 +253,7 @@ def normalise_s2_reflectance(
         reflectance: (12, H, W) reflectance with the processing-baseline offset already applied.
         valid: Optional (H, W) validity from the reader; NaN/inf pixels are added to the invalid set.
         norm: Clip range and fill value.
+        inplace: Reuse ``reflectance``'s memory when it is already float32.
 
     Returns:
         ``(x, valid)``: (12, H, W) float32 in ``norm.clip`` with invalid pixels set to
@@ -256,7 +262,8 @@ def normalise_s2_reflectance(
     x = np.asarray(reflectance, dtype=np.float32)
     finite = np.all(np.isfinite(x), axis=0)
     valid = finite if valid is None else (valid & finite)
-    x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), norm.clip[0], norm.clip[1])
+    x = np.nan_to_num(x, copy=not inplace, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(x, norm.clip[0], norm.clip[1], out=x)
     x[:, ~valid] = norm.fill_value
     return x, valid
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CloudLULCError", "ModelCardError"]
+__all__ = ["CloudLULCError", "ModelCardError", "OutputError", "PairingError", "ProductError"]
 
 
 class CloudLULCError(Exception):
@@ -26,3 +26,15 @@ class CloudLULCError(Exception):
 
 class ModelCardError(CloudLULCError):
     """A model card or checkpoint is missing, malformed, or does not match the model or contract."""
+
+
+class ProductError(CloudLULCError):
+    """A scene product is unreadable, incomplete or inconsistent (a missing band, a truncated file, bad XML)."""
+
+
+class PairingError(CloudLULCError):
+    """Scenes cannot be paired or combined (no footprint overlap, different CRS, bad plan file)."""
+
+
+class OutputError(CloudLULCError):
+    """A map cannot be written, or a scene yields nothing to write (for example all nodata)."""

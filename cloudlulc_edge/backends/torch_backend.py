@@ -1,0 +1,57 @@
+"""PyTorch backend: a CloudLULC-Net on CPU or CUDA, optionally under fp16/bf16 autocast."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from cloudlulc_edge.backends.base import ModelIdentity, TileBatch
+from cloudlulc_edge.contract import NUM_CLASSES
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend:
+    """Runs a PyTorch segmentation model on tile batches.
+
+    Args:
+        model: A model with ``forward(s2, s1, s2_valid, s1_valid) -> logits``.
+        identity: Provenance of the model.
+        device: ``cpu``, ``cuda``, ``cuda:1``...
+        autocast_dtype: ``torch.float16`` / ``torch.bfloat16`` for mixed precision on CUDA, or None.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        identity: ModelIdentity,
+        device: str | torch.device = "cpu",
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.identity = identity
+        config = getattr(model, "config", None)
+        self.num_classes = int(getattr(config, "num_classes", NUM_CLASSES))
+        self.autocast_dtype = autocast_dtype
+
+    def _tensor(self, array: npt.NDArray[np.generic]) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type == "cuda":
+            t = t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
+    @torch.inference_mode()
+    def predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
+        """Returns (B, K, t, t) float32 softmax probabilities."""
+        s2 = self._tensor(batch.s2)
+        s2_valid = self._tensor(batch.s2_valid[:, None].astype(np.float32))
+        s1 = self._tensor(batch.s1) if batch.s1 is not None else None
+        s1_valid = self._tensor(batch.s1_valid[:, None].astype(np.float32)) if batch.s1_valid is not None else None
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):  # fmt: skip
+            logits = self.model(s2, s1, s2_valid, s1_valid)
+        probs = torch.softmax(logits.float(), dim=1)
+        return probs.cpu().numpy()

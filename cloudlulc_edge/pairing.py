@@ -1,0 +1,183 @@
+"""Pairing each Sentinel-2 scene with its Sentinel-1 acquisition, and the plan file.
+
+Rule (`sentinel.md` §9): for every S2 product, the S1 candidates are those whose footprint
+overlaps the S2 footprint and whose sensing time lies within ``±window_days``. Candidates are
+grouped by acquisition (consecutive GRD slices of one datatake), a group's footprints are
+unioned (a tile can straddle two slices, which are then mosaicked), and the group with minimum
+|Δt| wins, ties broken by larger coverage. Coverage is the share of the S2 data footprint the
+group covers, computed in the S2 product's projected CRS.
+
+The plan (`write_plan` / `read_plan`) is the unit of work for batch runs and sharding: a JSON file
+listing each pair with its S2 and S1 products, Δt and coverage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rasterio.warp import transform_geom
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from cloudlulc_edge.errors import PairingError
+from cloudlulc_edge.io.products import Product, Skipped
+from cloudlulc_edge.version import __version__
+
+__all__ = ["PLAN_FORMAT_VERSION", "Pair", "Plan", "pair_products", "read_plan", "write_plan"]
+
+PLAN_FORMAT_VERSION = 1
+#: Minimum share of the S2 footprint an S1 product must cover to count as overlapping (%).
+MIN_OVERLAP_PCT = 0.01
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One unit of work: an S2 product and the S1 product(s) mosaicked under it.
+
+    Attributes:
+        s2: The optical product.
+        s1: The SAR products (one acquisition, possibly several slices); empty when none matched.
+        dt_days: Signed S1 − S2 time difference in days (None without S1).
+        s1_coverage_pct: Share of the S2 footprint covered by the S1 products (0 without S1).
+    """
+
+    s2: Product
+    s1: tuple[Product, ...]
+    dt_days: float | None
+    s1_coverage_pct: float
+
+    @property
+    def name(self) -> str:
+        """Output name stem of the pair's map."""
+        return self.s2.product_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {"name": self.name, "s2": self.s2.to_dict(), "s1": [p.to_dict() for p in self.s1],
+                "dt_days": self.dt_days, "s1_coverage_pct": self.s1_coverage_pct}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pair:
+        """Inverse of `to_dict`."""
+        return cls(Product.from_dict(data["s2"]), tuple(Product.from_dict(p) for p in data["s1"]),
+                   data["dt_days"], float(data["s1_coverage_pct"]))  # fmt: skip
+
+
+@dataclass
+class Plan:
+    """Pairs to map, and what was left out while planning.
+
+    Attributes:
+        pairs: Units of work.
+        skipped: Inputs that are not products, or S2 products left out (for example without S1
+            when S1 is required).
+        options: Pairing options used.
+    """
+
+    pairs: list[Pair] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def shard(self, index: int, count: int) -> list[Pair]:
+        """Pairs of shard ``index`` of ``count`` (round-robin, stable)."""
+        if not 0 <= index < count:
+            raise PairingError(f"shard index {index} is not in 0..{count - 1}")
+        return self.pairs[index::count]
+
+
+def _projected(geom: dict[str, Any], crs: str) -> BaseGeometry:
+    return shape(transform_geom("EPSG:4326", crs, geom)).buffer(0)
+
+
+def pair_products(products: Sequence[Product], window_days: float = 6.0, require_s1: bool = False) -> Plan:
+    """Pairs every S2 product with the best S1 acquisition.
+
+    Args:
+        products: Products from `io.products.scan`.
+        window_days: Maximum |Δt| between S2 and S1 sensing, days.
+        require_s1: Leave S2 products without S1 out of the plan (as skips) instead of planning
+            them for the model's S1-missing path.
+
+    Returns:
+        The plan.
+    """
+    s2s = [p for p in products if p.modality == "s2"]
+    s1s = [p for p in products if p.modality == "s1"]
+    plan = Plan(options={"window_days": window_days, "require_s1": require_s1})
+    for s2 in s2s:
+        crs = s2.attrs.get("crs", "EPSG:4326")
+        s2_geom = _projected(s2.footprint, crs)
+        groups: dict[str, list[Product]] = defaultdict(list)
+        for s1 in s1s:
+            dt = abs((s1.time - s2.time).total_seconds()) / 86400.0
+            if dt > window_days:
+                continue
+            inter = s2_geom.intersection(_projected(s1.footprint, crs)).area
+            if s2_geom.area > 0 and 100.0 * inter / s2_geom.area >= MIN_OVERLAP_PCT:
+                groups[s1.acquisition_key].append(s1)
+        best: tuple[float, float, list[Product]] | None = None
+        for members in groups.values():
+            union = unary_union([_projected(m.footprint, crs) for m in members])
+            coverage = 100.0 * s2_geom.intersection(union).area / s2_geom.area
+            dt = min(abs((m.time - s2.time).total_seconds()) for m in members) / 86400.0
+            if best is None or (dt, -coverage) < (best[0], -best[1]):
+                best = (dt, coverage, sorted(members, key=lambda m: m.sensing_time))
+        if best is None:
+            if require_s1:
+                plan.skipped.append(Skipped(s2.path, f"no S1 product overlaps it within ±{window_days:g} days"))
+                continue
+            plan.pairs.append(Pair(s2, (), None, 0.0))
+            continue
+        signed = (best[2][0].time - s2.time).total_seconds() / 86400.0
+        plan.pairs.append(Pair(s2, tuple(best[2]), round(signed, 4), round(min(best[1], 100.0), 3)))
+    return plan
+
+
+def write_plan(plan: Plan, path: str | Path) -> Path:
+    """Writes a plan as JSON (atomically: temporary name, then rename).
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    doc = {
+        "format_version": PLAN_FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "software": f"cloudlulc-edge {__version__}",
+        "options": plan.options,
+        "pairs": [p.to_dict() for p in plan.pairs],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in plan.skipped],
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def read_plan(path: str | Path) -> Plan:
+    """Reads a plan written by `write_plan`.
+
+    Raises:
+        PairingError: The file is missing, not JSON, or not a plan of a known version.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PairingError(f"cannot read plan ({exc})", path) from exc
+    if not isinstance(doc, dict) or doc.get("format_version") != PLAN_FORMAT_VERSION:
+        raise PairingError(f"not a plan file of format version {PLAN_FORMAT_VERSION}", path)
+    try:
+        pairs = [Pair.from_dict(p) for p in doc["pairs"]]
+        skipped = [Skipped(s["path"], s["reason"]) for s in doc.get("skipped", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PairingError(f"malformed plan entry ({exc!r})", path) from exc
+    return Plan(pairs, skipped, dict(doc.get("options", {})))

@@ -1,0 +1,247 @@
+"""Writing a LULC map: uint8 Cloud-Optimized GeoTIFF, colour table, tags and a STAC item.
+
+Rows arrive from the blender in order and are written as windows into a tiled GTiff under a
+hidden temporary name. `MapWriter.finalize` adds the colour table and tags, converts to a COG
+with GDAL's COG driver (overviews resampled with MODE, set explicitly: GDAL's default for
+non-paletted data is CUBIC, which invents classes), writes the STAC item, and renames both into
+place only when complete. `MapWriter.abort` removes every temporary file, so a failed scene
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from cloudlulc_edge.contract import CLASS_SCHEMES, CLASSES, encode_classes
+from cloudlulc_edge.errors import OutputError
+from cloudlulc_edge.io.grid import RasterGrid
+from cloudlulc_edge.tiling import FinishedRows
+from cloudlulc_edge.version import __version__
+
+__all__ = ["COG_OPTIONS", "MapOutputs", "MapWriter", "class_legend"]
+
+#: Creation options of the COG copy (`sentinel.md` §14).
+COG_OPTIONS: dict[str, str] = {
+    "BLOCKSIZE": "512",
+    "COMPRESS": "DEFLATE",
+    "LEVEL": "6",
+    "OVERVIEW_RESAMPLING": "MODE",
+    "BIGTIFF": "IF_SAFER",
+    "NUM_THREADS": "ALL_CPUS",
+}
+_PARTIAL_PROFILE: dict[str, Any] = {
+    "driver": "GTiff", "count": 1, "dtype": "uint8", "tiled": True, "blockxsize": 512, "blockysize": 512,
+    "compress": "deflate", "BIGTIFF": "IF_SAFER",
+}  # fmt: skip
+
+
+def class_legend(scheme: str) -> list[dict[str, Any]]:
+    """Code, name and colour of every class of a scheme (nodata first)."""
+    cs = CLASS_SCHEMES[scheme]
+    legend: list[dict[str, Any]] = [{"value": cs.nodata, "name": "nodata", "description": "No data", "nodata": True}]
+    for cls, code in zip(CLASSES, cs.codes, strict=True):
+        legend.append({"value": code, "name": cls.name.lower().replace(" ", "-"), "description": cls.name,
+                       "color_hint": cls.colour.lstrip("#").upper()})  # fmt: skip
+    return legend
+
+
+@dataclass
+class MapOutputs:
+    """Files of a finished map and what it contains.
+
+    Attributes:
+        map_path: The COG.
+        confidence_path: The confidence COG, if written.
+        stac_path: The STAC item, if written.
+        class_pixels: Pixel count per written code (nodata excluded).
+        mapped_pixels: Pixels that received a class.
+    """
+
+    map_path: Path
+    confidence_path: Path | None
+    stac_path: Path | None
+    class_pixels: dict[int, int] = field(default_factory=dict)
+    mapped_pixels: int = 0
+
+
+def _colormap(scheme: str) -> dict[int, tuple[int, int, int, int]]:
+    """Colour table of a scheme: class colours, transparent nodata."""
+    colours: dict[int, tuple[int, int, int, int]] = {
+        e["value"]: (*bytes.fromhex(e["color_hint"]), 255) for e in class_legend(scheme) if "color_hint" in e
+    }
+    colours[CLASS_SCHEMES[scheme].nodata] = (0, 0, 0, 0)
+    return colours
+
+
+def _hidden(path: Path, suffix: str) -> Path:
+    return path.with_name(f".{path.stem}{suffix}")
+
+
+class MapWriter:
+    """Streams finished rows into a map and finalises it atomically.
+
+    Args:
+        path: Final path of the map (``<dir>/<name>.tif``).
+        grid: Output grid.
+        scheme: Class scheme name (``worldcover``, ``dynamicworld``, ``native``).
+        confidence: Also write ``<name>_confidence.tif`` (top-1 probability × 255, 0 = nodata).
+        stac: Also write ``<name>.json``, a STAC item with the classification extension.
+    """
+
+    def __init__(self, path: Path, grid: RasterGrid, scheme: str = "worldcover", confidence: bool = False,
+                 stac: bool = True) -> None:  # fmt: skip
+        if scheme not in CLASS_SCHEMES:
+            raise OutputError(f"unknown class scheme {scheme!r}; choose one of {sorted(CLASS_SCHEMES)}")
+        self.path = Path(path)
+        self.grid = grid
+        self.scheme = CLASS_SCHEMES[scheme]
+        self.stac = stac
+        self.confidence_path = self.path.with_name(f"{self.path.stem}_confidence.tif") if confidence else None
+        self._temps: list[Path] = []
+        self._counts = np.zeros(256, dtype=np.int64)
+        profile = {**_PARTIAL_PROFILE, "width": grid.width, "height": grid.height, "crs": grid.crs,
+                   "transform": grid.transform}  # fmt: skip
+        self._map = self._open(_hidden(self.path, ".partial.tif"), {**profile, "nodata": self.scheme.nodata})
+        self._map.write_colormap(1, _colormap(scheme))  # before any pixel: the TIFF photometric tag is fixed then
+        self._conf = (
+            self._open(_hidden(self.confidence_path, ".partial.tif"), {**profile, "nodata": 0})
+            if self.confidence_path is not None
+            else None
+        )
+
+    def _open(self, path: Path, profile: dict[str, Any]) -> rasterio.io.DatasetWriter:
+        self._temps.append(path)
+        return rasterio.open(path, "w", **profile)
+
+    def write(self, rows: FinishedRows) -> None:
+        """Writes finished rows: argmax → class codes, nodata where nothing was predicted."""
+        n = rows.probabilities.shape[1]
+        window = Window(0, rows.row0, self.grid.width, n)
+        codes = encode_classes(rows.probabilities.argmax(axis=0), rows.predicted, self.scheme.name)
+        self._map.write(codes, 1, window=window)
+        self._counts += np.bincount(codes[rows.predicted], minlength=256)
+        if self._conf is not None:
+            conf = np.clip(np.rint(rows.probabilities.max(axis=0) * 255), 1, 255).astype(np.uint8)
+            conf[~rows.predicted] = 0
+            self._conf.write(conf, 1, window=window)
+
+    def finalize(self, tags: dict[str, str], footprint: dict[str, Any] | None = None,
+                 datetime_iso: str | None = None) -> MapOutputs:  # fmt: skip
+        """Adds colour table and tags, converts to COG, writes STAC, renames into place.
+
+        Args:
+            tags: Provenance tags (``S2_PRODUCT``, ``MODEL_SHA256``...).
+            footprint: GeoJSON geometry (EPSG:4326) for the STAC item; the grid outline if None.
+            datetime_iso: Acquisition time for the STAC item.
+
+        Raises:
+            OutputError: No pixel was mapped (an all-nodata scene), or GDAL fails to write.
+        """
+        mapped = int(self._counts.sum())
+        if mapped == 0:
+            self.abort()
+            raise OutputError("no pixel could be mapped: the scene is all nodata inside its grid", self.path)
+        legend = class_legend(self.scheme.name)
+        all_tags = {
+            **tags,
+            "CLASS_SCHEME": self.scheme.name,
+            **{f"CLASS_{e['value']}": e["description"] for e in legend if not e.get("nodata")},
+            "SOFTWARE": f"cloudlulc-edge {__version__}",
+            "CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self._map.update_tags(**all_tags)
+        self._map.set_band_description(1, f"LULC class ({self.scheme.name} codes)")
+        self._map.close()
+        finals: list[tuple[Path, Path]] = [(self._temps[0], self.path)]
+        if self._conf is not None and self.confidence_path is not None:
+            self._conf.update_tags(**tags, CONFIDENCE="top-1 softmax probability x 255; 0 = nodata")
+            self._conf.set_band_description(1, "confidence")
+            self._conf.close()
+            finals.append((self._temps[1], self.confidence_path))
+        try:
+            cogs = []
+            for partial, final in finals:
+                cog = _hidden(final, ".cog.tmp.tif")
+                self._temps.append(cog)
+                resampling = "MODE" if final == self.path else "AVERAGE"
+                rasterio.shutil.copy(partial, cog, driver="COG", **{**COG_OPTIONS, "OVERVIEW_RESAMPLING": resampling})
+                cogs.append((cog, final))
+            stac_path = self.path.with_suffix(".json") if self.stac else None
+            if stac_path is not None:
+                item = self._stac_item(all_tags, footprint, datetime_iso, legend)
+                tmp = _hidden(stac_path, ".json.tmp")
+                self._temps.append(tmp)
+                tmp.write_text(json.dumps(item, indent=2))
+                cogs.append((tmp, stac_path))
+            for tmp, final in cogs:  # the map itself is renamed first: its presence marks completion
+                os.replace(tmp, final)
+        except (rasterio.errors.RasterioError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"cannot write the map ({exc})", self.path) from exc
+        self._remove_temps()
+        counts = {int(c): int(n) for c, n in enumerate(self._counts) if n}
+        return MapOutputs(self.path, self.confidence_path, stac_path, counts, mapped)
+
+    def _stac_item(self, tags: dict[str, str], footprint: dict[str, Any] | None, datetime_iso: str | None,
+                   legend: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+        geometry = footprint or self.grid.footprint_lonlat()
+        coords = np.asarray(geometry["coordinates"][0], dtype=np.float64)
+        assets: dict[str, Any] = {
+            "map": {
+                "href": f"./{self.path.name}",
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "title": f"LULC map ({self.scheme.name} codes)",
+                "roles": ["data"],
+                "classification:classes": legend,
+            }
+        }
+        if self.confidence_path is not None:
+            assets["confidence"] = {"href": f"./{self.confidence_path.name}",
+                                    "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                                    "roles": ["data"], "title": "top-1 probability x 255"}  # fmt: skip
+        return {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "stac_extensions": [
+                "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
+                "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+            ],
+            "id": self.path.stem,
+            "geometry": geometry,
+            "bbox": [
+                float(coords[:, 0].min()),
+                float(coords[:, 1].min()),
+                float(coords[:, 0].max()),
+                float(coords[:, 1].max()),
+            ],
+            "properties": {
+                "datetime": (datetime_iso or tags["CREATED"]).split("+")[0].rstrip("Z") + "Z",
+                "proj:code": self.grid.crs.to_string(),
+                "proj:shape": [self.grid.height, self.grid.width],
+                "proj:transform": list(self.grid.transform)[:6],
+                "cloudlulc:provenance": tags,
+            },
+            "assets": assets,
+            "links": [],
+        }
+
+    def _remove_temps(self) -> None:
+        for tmp in self._temps:
+            tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Closes and deletes every temporary file; the final paths are never touched."""
+        for ds in (self._map, self._conf):
+            if ds is not None and not ds.closed:
+                ds.close()
+        self._remove_temps()
