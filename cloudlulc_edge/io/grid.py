@@ -65,17 +65,6 @@ class RasterGrid:
         geom = transform_geom(self.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
         return dict(geom)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6], "width": self.width,
-                "height": self.height}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RasterGrid:
-        """Inverse of `to_dict`."""
-        return cls(CRS.from_user_input(data["crs"]), Affine(*data["transform"]), int(data["width"]),
-                   int(data["height"]))  # fmt: skip
-
 
 @dataclass
 class Strip:
@@ -94,8 +83,3 @@ class Strip:
     s2_valid: npt.NDArray[np.bool_]
     s1: npt.NDArray[np.float32] | None
     s1_valid: npt.NDArray[np.bool_] | None
-
-    @property
-    def rows(self) -> int:
-        """Number of rows in the strip."""
-        return int(self.s2.shape[1])

@@ -15,7 +15,6 @@ no-value pixels and becomes NaN.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,9 +40,6 @@ __all__ = [
     "sigma0",
 ]
 
-_GRD_NAME = re.compile(
-    r"^S1[ABCD]_(IW|EW|S\d)_GRD([HMF])_1S([SD][VH])_(\d{8}T\d{6})_(\d{8}T\d{6})_(\d{6})_([0-9A-F]{6})_"
-)
 #: Linear σ⁰ floor applied after noise subtraction (-40 dB, as xarray-sentinel's ``min_db``).
 SIGMA0_FLOOR = 1e-4
 
@@ -169,11 +165,14 @@ def read_s1_metadata(archive: SafeArchive) -> S1SafeMetadata:
 def _polarisation_members(archive: SafeArchive, names: list[str]) -> dict[str, S1Polarisation]:
     """Finds the annotation/calibration/noise/measurement members of each polarisation."""
     out: dict[str, S1Polarisation] = {}
+    annotations = archive.glob("annotation/*.xml")  # list the product once, not per polarisation
+    calibrations = archive.glob("annotation/calibration/calibration-*.xml")
+    noises = archive.glob("annotation/calibration/noise-*.xml")
     for pol in names:
         tag = f"-{pol.lower()}-"
-        ann = [m for m in archive.glob("annotation/*.xml") if tag in m]
-        cal = [m for m in archive.glob("annotation/calibration/calibration-*.xml") if tag in m]
-        noise = [m for m in archive.glob("annotation/calibration/noise-*.xml") if tag in m]
+        ann = [m for m in annotations if tag in m]
+        cal = [m for m in calibrations if tag in m]
+        noise = [m for m in noises if tag in m]
         if not ann:
             continue  # listed in the manifest but not delivered (e.g. a VV-only extract)
         if not cal or not noise:
@@ -401,12 +400,3 @@ def sigma0(
     out: npt.NDArray[np.float32] = np.maximum(power / (a * a), floor).astype(np.float32)
     out[count == 0] = np.nan
     return out
-
-
-def parse_product_name(name: str) -> dict[str, str] | None:
-    """Fields of a GRD product name, or None when it does not follow the convention."""
-    m = _GRD_NAME.match(name)
-    if m is None:
-        return None
-    keys = ("mode", "resolution", "polarisations", "start", "stop", "absolute_orbit", "datatake")
-    return dict(zip(keys, m.groups(), strict=True))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,6 @@ class S2SafeMetadata:
     nodata_pct: float | None
     mgrs_tile: str
     relative_orbit: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def grid(self, resolution: int) -> RasterGrid:
         """The tile grid at a resolution (10, 20 or 60 m), from ``MTD_TL.xml``.
