@@ -14,6 +14,7 @@ The mode comes from `set_kernels` / `use_kernels` if called, else from the envir
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ __all__ = [
     "available_implementations",
     "get_kernel_mode",
     "register_implementation",
+    "register_triton",
     "resolve",
     "set_kernels",
     "triton_importable",
@@ -98,6 +100,27 @@ def register_implementation(op: str, backend: str, fn: Callable[..., Any]) -> No
     if backend not in ("reference", "triton"):
         raise ValueError(f"unknown backend {backend!r} for op {op!r}")
     _IMPLS.setdefault(op, {})[backend] = fn
+
+
+def register_triton(op: str, module: str, attr: str) -> None:
+    """Registers a Triton implementation that is imported on its first call.
+
+    Nothing is registered when Triton is not importable, so `available_implementations` tells
+    the truth and the ``triton`` mode fails with a clear message.
+
+    Args:
+        op: Op name, e.g. ``"norm_gate"``.
+        module: Module holding the launcher, e.g. ``"cloudlulc_edge.kernels.jit.shoi_step"``.
+        attr: Launcher name in ``module``.
+    """
+    if not triton_importable():
+        return
+
+    def launch(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args)
+
+    launch.__qualname__ = f"{module}.{attr}"
+    register_implementation(op, "triton", launch)
 
 
 def available_implementations() -> dict[str, list[str]]:

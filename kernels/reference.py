@@ -8,6 +8,10 @@ calls this module directly: it calls `cloudlulc_edge.kernels.<op>`, which dispat
 Numerics: every op computes in at least float32 (fp16/bf16 inputs are upcast; fp64 stays fp64, for
 gradcheck) and returns the input dtype, which is also the contract for the Triton kernels.
 
+The ``*_backward`` functions are the closed-form gradients of the forward ops, in the same
+signature as the Triton backward launchers: they are the CPU backward of the `torch.library` ops and
+are themselves checked against autograd of the forward references (fp64 gradcheck).
+
 Shapes: ``B`` batch, ``C`` channels (any count, not necessarily a power of two), ``H``, ``W``
 spatial (any size, odd included).
 """
@@ -21,8 +25,11 @@ __all__ = [
     "acc",
     "channel_layer_norm",
     "channel_softmax_gate",
+    "channel_softmax_gate_backward",
     "norm_gate",
+    "norm_gate_backward",
     "reliability_gate",
+    "reliability_gate_backward",
     "reliability_gate_pooled",
 ]
 
@@ -164,3 +171,113 @@ def channel_softmax_gate(x: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
     alpha = torch.softmax(acc(logits), dim=1)
     q = acc(x) * alpha
     return q.to(x.dtype), alpha.to(x.dtype)
+
+
+def reliability_gate_backward(
+    grad_y: Tensor,
+    grad_rho: Tensor | None,
+    optical: Tensor,
+    logits: Tensor,
+    valid: Tensor | None,
+    sar: Tensor | None,
+    alpha: float,
+    valid_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of `reliability_gate_pooled` (or of `reliability_gate` with ``grad_rho=None``).
+
+    ``∂o = dy·R``, ``∂s = dy·(1 − R)·α``, ``∂R = dy·(o − α·s) − ∂ρ/C``,
+    ``∂z = ∂R·m·σ(z)(1 − σ(z))``, ``∂m = Σ_c ∂R·σ(z)``.
+
+    Args:
+        grad_y: (B, C, H, W) gradient of the modulated feature.
+        grad_rho: Optional (B, 1, H, W) gradient of ρ.
+        optical: (B, C, H, W) forward input.
+        logits: (B, C, H, W) forward input.
+        valid: Optional (B, 1, H, W) forward input.
+        sar: Optional (B, C, H, W) forward input.
+        alpha: SAR mixing weight.
+        valid_grad: Compute ``∂valid``.
+
+    Returns:
+        ``(d_optical, d_logits, d_valid, d_sar)`` in their inputs' dtypes; ``d_valid`` and
+        ``d_sar`` are empty tensors when not computed (no ``valid``/``valid_grad``, no mixing).
+    """
+    dy = acc(grad_y)
+    sig = torch.sigmoid(acc(logits))
+    m = acc(valid) if valid is not None else None
+    r = sig * m if m is not None else sig
+    d_optical = (dy * r).to(optical.dtype)
+    mixing = sar is not None and alpha != 0.0
+    dr = dy * acc(optical)
+    d_sar = optical.new_empty(0)
+    if sar is not None and mixing:
+        d_sar = (dy * (1.0 - r) * alpha).to(sar.dtype)
+        dr = dy * (acc(optical) - alpha * acc(sar))
+    if grad_rho is not None:
+        dr = dr - acc(grad_rho) / optical.shape[1]
+    dsig = dr * m if m is not None else dr
+    d_logits = (dsig * sig * (1.0 - sig)).to(logits.dtype)
+    d_valid = optical.new_empty(0)
+    if valid is not None and valid_grad:
+        d_valid = (dr * sig).sum(dim=1, keepdim=True).to(valid.dtype)
+    return d_optical, d_logits, d_valid, d_sar
+
+
+def norm_gate_backward(
+    grad: Tensor, x: Tensor, guide: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of `norm_gate` (the residual's gradient is ``grad`` itself).
+
+    With ``x̂ = (x − μ_c)·rstd`` and ``n = x̂γ + β``: ``∂g = dy·n``, ``∂x̂ = dy·g·γ``,
+    ``∂x = rstd·(∂x̂ − mean_c(∂x̂) − x̂·mean_c(∂x̂·x̂))``, ``∂γ = Σ dy·g·x̂``, ``∂β = Σ dy·g``.
+
+    Args:
+        grad: (B, C, H, W) gradient of the output.
+        x: (B, C, H, W) forward input.
+        guide: (B, C, H, W) forward gate.
+        weight: (C,) LayerNorm scale.
+        bias: (C,) LayerNorm shift.
+        eps: LayerNorm epsilon.
+
+    Returns:
+        ``(d_x, d_guide, d_weight, d_bias)`` in their inputs' dtypes.
+    """
+    xf, dy = acc(x), acc(grad)
+    mean = xf.mean(dim=1, keepdim=True)
+    rstd = torch.rsqrt((xf - mean).pow(2).mean(dim=1, keepdim=True) + eps)
+    xhat = (xf - mean) * rstd
+    w, b = acc(weight).view(1, -1, 1, 1), acc(bias).view(1, -1, 1, 1)
+    dn = dy * acc(guide)
+    dxhat = dn * w
+    dx = rstd * (dxhat - dxhat.mean(dim=1, keepdim=True) - xhat * (dxhat * xhat).mean(dim=1, keepdim=True))
+    return (
+        dx.to(x.dtype),
+        (dy * (xhat * w + b)).to(guide.dtype),
+        (dn * xhat).sum(dim=(0, 2, 3)).to(weight.dtype),
+        dn.sum(dim=(0, 2, 3)).to(bias.dtype),
+    )
+
+
+def channel_softmax_gate_backward(
+    grad_q: Tensor, grad_alpha: Tensor | None, x: Tensor, logits: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Gradients of `channel_softmax_gate`.
+
+    ``∂x = dQ ⊙ α``; ``∂α = Σ_hw dQ·x (+ grad_alpha)``; ``∂v = α ⊙ (∂α − Σ_c α·∂α)``.
+
+    Args:
+        grad_q: (B, C, H, W) gradient of q.
+        grad_alpha: Optional (B, C, 1, 1) gradient of α.
+        x: (B, C, H, W) forward input.
+        logits: (B, C, 1, 1) forward input.
+
+    Returns:
+        ``(d_x, d_logits)`` in the dtypes of ``x`` and ``logits``.
+    """
+    alpha = torch.softmax(acc(logits), dim=1)
+    dq = acc(grad_q)
+    d_alpha = (dq * acc(x)).sum(dim=(2, 3), keepdim=True)
+    if grad_alpha is not None:
+        d_alpha = d_alpha + acc(grad_alpha)
+    d_logits = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
+    return (dq * alpha).to(x.dtype), d_logits.to(logits.dtype)

@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_ci_runs_the_readme_test_command():
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert ci_command.endswith(".venv/bin/python -m pytest")
+    assert ".venv/bin/python -m pytest && " in ci_command
+    assert ci_command.endswith("TRITON_INTERPRET=1 .venv/bin/python -m pytest -m interpret")
     assert ci_command in (ROOT / "README.md").read_text()
 
 

@@ -68,3 +68,51 @@ def test_gradcheck_fp64():
     assert torch.autograd.gradcheck(lambda o, z, s: ref.reliability_gate(o, z, None, s, 0.5), (x, z, g))
     v = torch.randn(1, 5, 1, 1, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, v: ref.channel_softmax_gate(x, v), (x, v))
+
+
+def _fp64(*shape):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("with_valid", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_reliability_gate_backward_is_the_autograd_gradient(pooled, with_valid, alpha):
+    o, z, s = _fp64(2, 5, 3, 4), _fp64(2, 5, 3, 4), _fp64(2, 5, 3, 4)
+    m = torch.rand(2, 1, 3, 4, dtype=torch.float64, requires_grad=True) if with_valid else None
+    dy, drho = torch.randn(2, 5, 3, 4, dtype=torch.float64), torch.randn(2, 1, 3, 4, dtype=torch.float64)
+    if pooled:
+        y, rho = ref.reliability_gate_pooled(o, z, m, s, alpha)
+        loss = (y * dy).sum() + (rho * drho).sum()
+    else:
+        loss = (ref.reliability_gate(o, z, m, s, alpha) * dy).sum()
+    inputs = [o, z, s] + ([m] if m is not None else [])
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    d_o, d_z, d_m, d_s = ref.reliability_gate_backward(dy, drho if pooled else None, o, z, m, s, alpha, True)
+    torch.testing.assert_close(d_o, grads[0])
+    torch.testing.assert_close(d_z, grads[1])
+    if alpha:
+        torch.testing.assert_close(d_s, grads[2])
+    else:
+        assert grads[2] is None and d_s.numel() == 0
+    if m is not None:
+        torch.testing.assert_close(d_m, grads[3])
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (1, 48, 5, 3)])
+def test_norm_gate_backward_is_the_autograd_gradient(shape):
+    c = shape[1]
+    x, g, w, b = _fp64(*shape), _fp64(*shape), _fp64(c), _fp64(c)
+    dy = torch.randn(shape, dtype=torch.float64)
+    grads = torch.autograd.grad((ref.norm_gate(x, g, w, b) * dy).sum(), (x, g, w, b))
+    for got, want in zip(ref.norm_gate_backward(dy, x, g, w, b), grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_channel_softmax_gate_backward_is_the_autograd_gradient():
+    x, v = _fp64(2, 6, 3, 5), _fp64(2, 6, 1, 1)
+    dq, da = torch.randn(2, 6, 3, 5, dtype=torch.float64), torch.randn(2, 6, 1, 1, dtype=torch.float64)
+    q, alpha = ref.channel_softmax_gate(x, v)
+    grads = torch.autograd.grad((q * dq).sum() + (alpha * da).sum(), (x, v))
+    for got, want in zip(ref.channel_softmax_gate_backward(dq, da, x, v), grads, strict=True):
+        torch.testing.assert_close(got, want)

@@ -1,0 +1,115 @@
+"""Launch settings shared by the Triton kernels: tile shapes, warps, dtypes, device checks."""
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+# Keep FMA fusion on (Triton 3.9's default, which 3.10 flips): compile checks, interpreter tests
+# and GPU runs then agree, and 3.9 stops warning on every process.
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+
+import triton
+import triton.language as tl
+
+__all__ = [
+    "MAX_CHANNELS",
+    "TileSettings",
+    "accumulator",
+    "check_launchable",
+    "device_guard",
+    "interpreting",
+    "tile_settings",
+]
+
+#: Widest channel count a kernel holds in one tile (the model's widest fused op has 128).
+MAX_CHANNELS = 8192
+
+# Elements per program tile. On a GPU ~4096 fp32 values over 4 warps keep ~32 live registers per
+# tensor per thread; under the interpreter every program costs ~1.3 ms of Python, so tiles are
+# made as large as practical to keep test launches at a handful of programs (`kernels.md` §5).
+_GPU_TILE_ELEMENTS = 4096
+_INTERPRETER_TILE_ELEMENTS = 1 << 16
+
+
+def interpreting() -> bool:
+    """True when kernels run under the Triton CPU interpreter (``TRITON_INTERPRET=1``)."""
+    knobs = getattr(triton, "knobs", None)
+    if knobs is not None and getattr(knobs.runtime, "interpret", False):
+        return True
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def check_launchable(op: str, *tensors: torch.Tensor) -> None:
+    """Raises a clear error where a Triton launch would fail with a driver error.
+
+    Args:
+        op: Op name for the message.
+        *tensors: The launch's tensor arguments.
+
+    Raises:
+        RuntimeError: A tensor is not on CUDA and the interpreter is off, or tensors sit on
+            different devices.
+    """
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: tensors on different devices {sorted(map(str, devices))}")
+    device = next(iter(devices))
+    if device.type != "cuda" and not interpreting():
+        raise RuntimeError(
+            f"{op}: the Triton kernel needs CUDA tensors, got {device}; "
+            "set TRITON_INTERPRET=1 to run it on CPU for testing, or CLOUDLULC_KERNELS=reference"
+        )
+
+
+def device_guard(tensor: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Makes ``tensor``'s GPU current for the launch (Triton launches on the current device)."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
+def accumulator(*tensors: torch.Tensor) -> tl.dtype:
+    """Returns the kernel math dtype: float64 if any input is float64 (gradcheck), else float32."""
+    return tl.float64 if any(t.dtype == torch.float64 for t in tensors) else tl.float32
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """Tile shape and warps of one launch.
+
+    Attributes:
+        block_c: Channel lanes, ``next_pow2(C)``; lanes ``>= C`` are masked.
+        block_p: Consecutive pixels per program (power of two).
+        num_warps: Warps per program.
+    """
+
+    block_c: int
+    block_p: int
+    num_warps: int
+
+
+def tile_settings(channels: int, pixels: int, op: str, budget_scale: float = 1.0) -> TileSettings:
+    """Chooses the tile for ``channels`` × ``pixels`` (Liger's ``calculate_settings`` idea).
+
+    Args:
+        channels: C of the launch.
+        pixels: H·W of the launch.
+        op: Op name for error messages.
+        budget_scale: Fraction of the default tile budget (backward kernels keep more tensors
+            live and use 0.5).
+
+    Returns:
+        The tile settings.
+
+    Raises:
+        ValueError: ``channels`` exceeds `MAX_CHANNELS`.
+    """
+    block_c = triton.next_power_of_2(max(channels, 1))
+    if block_c > MAX_CHANNELS:
+        raise ValueError(f"{op}: {channels} channels exceed the fused kernels' limit of {MAX_CHANNELS}")
+    base = _INTERPRETER_TILE_ELEMENTS if interpreting() else _GPU_TILE_ELEMENTS
+    budget = max(int(base * budget_scale), block_c)
+    block_p = max(1, min(budget // block_c, triton.next_power_of_2(max(pixels, 1)), 1024))
+    num_warps = min(8, max(2, block_c * block_p // 256))  # ≤ 16 fp32 values per thread per tensor
+    return TileSettings(block_c, block_p, num_warps)

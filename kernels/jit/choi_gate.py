@@ -1,0 +1,162 @@
+"""Triton kernels of the fused CHOI order gate: channel softmax of the attention vector × features.
+
+Forward: ``α = softmax_c(v)`` (v is (B, C, 1, 1), recomputed per program: C values), ``Q = x ⊙ α``
+broadcast over H·W; eager PyTorch materialises α, broadcasts and multiplies in separate kernels.
+
+Backward: ``∂x = dQ ⊙ α`` and the per-(image, channel) reduction ``∂α = Σ_hw dQ·x``, written as one
+partial row per program and summed by the launcher; the softmax backward
+``∂v = α ⊙ (∂α − Σ_c α·∂α)`` then runs on (B, C) values only.
+"""
+
+import torch
+import triton
+import triton.language as tl
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_settings
+
+__all__ = ["backward", "forward"]
+
+
+@triton.jit
+def _channel_softmax(v_ptr, n, c, C, ACC: tl.constexpr):
+    """Softmax over the C logits of image n, as a (BLOCK_C,) vector (padded lanes are 0)."""
+    v = tl.load(v_ptr + n * C + c, mask=c < C, other=float("-inf")).to(ACC)
+    e = tl.exp(v - tl.max(v, axis=0))
+    return e / tl.sum(e, axis=0)
+
+
+@triton.jit
+def channel_gate_fwd_kernel(
+    x_ptr,
+    v_ptr,
+    q_ptr,
+    alpha_ptr,
+    C,
+    HW,
+    ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """One tile of ``x ⊙ softmax_c(v)``; the first pixel block of each image also writes α."""
+    n = tl.program_id(1).to(tl.int64)
+    pid_p = tl.program_id(0)
+    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.arange(0, BLOCK_C)
+    mask_c = c < C
+    mask = mask_c[:, None] & (p < HW)[None, :]
+    alpha = _channel_softmax(v_ptr, n, c, C, ACC)
+    if pid_p == 0:
+        tl.store(alpha_ptr + n * C + c, alpha.to(alpha_ptr.dtype.element_ty), mask=mask_c)
+    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
+    q = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC) * alpha[:, None]
+    tl.store(q_ptr + offs, q.to(q_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def channel_gate_bwd_kernel(
+    dq_ptr,
+    x_ptr,
+    v_ptr,
+    dx_ptr,
+    dalpha_part_ptr,
+    C,
+    HW,
+    ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """One tile's ∂x and its partial ``Σ_hw dQ·x`` row."""
+    n = tl.program_id(1).to(tl.int64)
+    pid_p = tl.program_id(0)
+    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.arange(0, BLOCK_C)
+    mask_c = c < C
+    mask = mask_c[:, None] & (p < HW)[None, :]
+    alpha = _channel_softmax(v_ptr, n, c, C, ACC)
+    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
+    dq = tl.load(dq_ptr + offs, mask=mask, other=0.0).to(ACC)
+    tl.store(dx_ptr + offs, (dq * alpha[:, None]).to(dx_ptr.dtype.element_ty), mask=mask)
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
+    row = (n * tl.num_programs(0) + pid_p) * C
+    tl.store(dalpha_part_ptr + row + c, tl.sum(dq * x, axis=1), mask=mask_c)
+
+
+def forward(x: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launches the forward kernel.
+
+    Args:
+        x: (B, C, H, W) features.
+        logits: (B, C, 1, 1) attention logits.
+
+    Returns:
+        ``(q, alpha)``: (B, C, H, W) and (B, C, 1, 1), both in ``x.dtype``.
+    """
+    check_launchable("channel_softmax_gate", x, logits)
+    x, v = x.contiguous(), logits.contiguous()
+    batch, channels, height, width = x.shape
+    q = torch.empty_like(x)
+    alpha = x.new_empty((batch, channels, 1, 1))
+    tile = tile_settings(channels, height * width, "channel_softmax_gate")
+    grid = (triton.cdiv(height * width, tile.block_p), batch)
+    if x.numel():  # an empty batch or image launches nothing
+        with device_guard(x):
+            channel_gate_fwd_kernel[grid](
+                x,
+                v,
+                q,
+                alpha,
+                channels,
+                height * width,
+                ACC=accumulator(x, v),
+                BLOCK_C=tile.block_c,
+                BLOCK_P=tile.block_p,
+                num_warps=tile.num_warps,
+            )
+    if not x.numel():  # H·W = 0: no program ran to write α
+        alpha.copy_(torch.softmax(v.float(), dim=1))
+    return q, alpha
+
+
+def backward(
+    grad_q: torch.Tensor, grad_alpha: torch.Tensor | None, x: torch.Tensor, logits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launches the backward kernel, then the (B, C) softmax backward in PyTorch.
+
+    Args:
+        grad_q: (B, C, H, W) gradient of q.
+        grad_alpha: Optional (B, C, 1, 1) gradient of α.
+        x: (B, C, H, W) forward input.
+        logits: (B, C, 1, 1) forward input.
+
+    Returns:
+        ``(d_x, d_logits)`` in the dtypes of ``x`` and ``logits``.
+    """
+    check_launchable("channel_softmax_gate_backward", grad_q, x, logits)
+    dq, x, v = grad_q.contiguous(), x.contiguous(), logits.contiguous()
+    batch, channels, height, width = x.shape
+    tile = tile_settings(channels, height * width, "channel_softmax_gate_backward", budget_scale=0.5)
+    grid = (triton.cdiv(height * width, tile.block_p), batch)
+    acc = accumulator(dq, x, v)
+    part_dtype = torch.float64 if acc == tl.float64 else torch.float32
+    dalpha_part = x.new_empty((batch, grid[0], channels), dtype=part_dtype)
+    d_x = torch.empty_like(x)
+    if dq.numel():  # an empty batch or image launches nothing
+        with device_guard(dq):
+            channel_gate_bwd_kernel[grid](
+                dq,
+                x,
+                v,
+                d_x,
+                dalpha_part,
+                channels,
+                height * width,
+                ACC=acc,
+                BLOCK_C=tile.block_c,
+                BLOCK_P=tile.block_p,
+                num_warps=tile.num_warps,
+            )
+    d_alpha = dalpha_part.sum(1)  # (B, C)
+    if grad_alpha is not None:
+        d_alpha = d_alpha + grad_alpha.reshape(batch, channels).to(part_dtype)
+    alpha = torch.softmax(v.reshape(batch, channels).to(part_dtype), dim=1)
+    d_v = alpha * (d_alpha - (alpha * d_alpha).sum(1, keepdim=True))
+    return d_x, d_v.reshape(logits.shape).to(logits.dtype)
