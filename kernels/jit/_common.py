@@ -21,6 +21,7 @@ __all__ = [
     "check_launchable",
     "device_guard",
     "interpreting",
+    "tile_offsets",
     "tile_settings",
 ]
 
@@ -113,3 +114,22 @@ def tile_settings(channels: int, pixels: int, op: str, budget_scale: float = 1.0
     block_p = max(1, min(budget // block_c, triton.next_power_of_2(max(pixels, 1)), 1024))
     num_warps = min(8, max(2, block_c * block_p // 256))  # ≤ 16 fp32 values per thread per tensor
     return TileSettings(block_c, block_p, num_warps)
+
+
+@triton.jit
+def tile_offsets(C, HW, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+    """This program's tile of image ``program_id(1)``: the layout contract of every kernel.
+
+    Returns:
+        ``(n, p, c, mask_p, mask_c, mask, offs)``: image index (int64: B·C·H·W may exceed 2³¹),
+        (BLOCK_P,) pixel indices, (BLOCK_C,) channel lanes, their masks, the (BLOCK_C, BLOCK_P) tile
+        mask and element offsets into a contiguous (B, C, H, W) tensor.
+    """
+    n = tl.program_id(1).to(tl.int64)
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.arange(0, BLOCK_C)
+    mask_p = p < HW
+    mask_c = c < C
+    mask = mask_c[:, None] & mask_p[None, :]
+    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
+    return n, p, c, mask_p, mask_c, mask, offs

@@ -11,7 +11,7 @@ partial row per program and summed by the launcher; the softmax backward
 import torch
 import triton
 import triton.language as tl
-from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_settings
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_offsets, tile_settings
 
 __all__ = ["backward", "forward"]
 
@@ -37,16 +37,10 @@ def channel_gate_fwd_kernel(
     BLOCK_P: tl.constexpr,
 ):
     """One tile of ``x ⊙ softmax_c(v)``; the first pixel block of each image also writes α."""
-    n = tl.program_id(1).to(tl.int64)
-    pid_p = tl.program_id(0)
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, BLOCK_C)
-    mask_c = c < C
-    mask = mask_c[:, None] & (p < HW)[None, :]
+    n, _, c, _, mask_c, mask, offs = tile_offsets(C, HW, BLOCK_C, BLOCK_P)
     alpha = _channel_softmax(v_ptr, n, c, C, ACC)
-    if pid_p == 0:
+    if tl.program_id(0) == 0:
         tl.store(alpha_ptr + n * C + c, alpha.to(alpha_ptr.dtype.element_ty), mask=mask_c)
-    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
     q = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC) * alpha[:, None]
     tl.store(q_ptr + offs, q.to(q_ptr.dtype.element_ty), mask=mask)
 
@@ -65,18 +59,12 @@ def channel_gate_bwd_kernel(
     BLOCK_P: tl.constexpr,
 ):
     """One tile's ∂x and its partial ``Σ_hw dQ·x`` row."""
-    n = tl.program_id(1).to(tl.int64)
-    pid_p = tl.program_id(0)
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, BLOCK_C)
-    mask_c = c < C
-    mask = mask_c[:, None] & (p < HW)[None, :]
+    n, _, c, _, mask_c, mask, offs = tile_offsets(C, HW, BLOCK_C, BLOCK_P)
     alpha = _channel_softmax(v_ptr, n, c, C, ACC)
-    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
     dq = tl.load(dq_ptr + offs, mask=mask, other=0.0).to(ACC)
     tl.store(dx_ptr + offs, (dq * alpha[:, None]).to(dx_ptr.dtype.element_ty), mask=mask)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
-    row = (n * tl.num_programs(0) + pid_p) * C
+    row = (n * tl.num_programs(0) + tl.program_id(0)) * C
     tl.store(dalpha_part_ptr + row + c, tl.sum(dq * x, axis=1), mask=mask_c)
 
 

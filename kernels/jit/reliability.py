@@ -11,7 +11,7 @@ Backward, per element: ``∂o = dy·R``, ``∂s = dy·(1 − R)·α``, ``∂R = 
 import torch
 import triton
 import triton.language as tl
-from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_settings
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_offsets, tile_settings
 
 __all__ = ["backward", "forward"]
 
@@ -35,12 +35,7 @@ def reliability_gate_fwd_kernel(
     BLOCK_P: tl.constexpr,
 ):
     """One ``[BLOCK_C, BLOCK_P]`` tile of image ``program_id(1)``: gate, and optionally pool ρ."""
-    b = tl.program_id(1).to(tl.int64)  # 64-bit offsets: B·C·H·W may exceed 2³¹
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, BLOCK_C)
-    mask_p = p < HW
-    mask = (c[:, None] < C) & mask_p[None, :]
-    offs = b * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
+    b, p, _, mask_p, _, mask, offs = tile_offsets(C, HW, BLOCK_C, BLOCK_P)
     z = tl.load(z_ptr + offs, mask=mask, other=0.0).to(ACC)
     r = 1.0 / (1.0 + tl.exp(-z))
     if HAS_VALID:
@@ -80,12 +75,7 @@ def reliability_gate_bwd_kernel(
     BLOCK_P: tl.constexpr,
 ):
     """Gradients of one tile; ``∂m`` is a channel reduction kept in registers."""
-    b = tl.program_id(1).to(tl.int64)
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, BLOCK_C)
-    mask_p = p < HW
-    mask = (c[:, None] < C) & mask_p[None, :]
-    offs = b * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
+    b, p, _, mask_p, _, mask, offs = tile_offsets(C, HW, BLOCK_C, BLOCK_P)
     dy = tl.load(dy_ptr + offs, mask=mask, other=0.0).to(ACC)
     sig = 1.0 / (1.0 + tl.exp(-tl.load(z_ptr + offs, mask=mask, other=0.0).to(ACC)))
     r = sig

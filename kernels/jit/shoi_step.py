@@ -12,9 +12,17 @@ launcher (deterministic, no atomics). Statistics are recomputed from x, which ba
 import torch
 import triton
 import triton.language as tl
-from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_settings
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_offsets, tile_settings
 
 __all__ = ["backward", "forward"]
+
+
+@triton.jit
+def _normalise(x_ptr, offs, mask, C, eps, ACC: tl.constexpr):
+    """Loads a tile and returns ``(x − μ_c, rstd)``, padded lanes zeroed so they skip the variance."""
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
+    xc = tl.where(mask, x - (tl.sum(x, axis=0) / C)[None, :], 0.0)
+    return xc, 1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / C + eps)
 
 
 @triton.jit
@@ -34,16 +42,8 @@ def norm_gate_fwd_kernel(
     BLOCK_P: tl.constexpr,
 ):
     """One tile: per-pixel LayerNorm statistics over all channels, gate, residual."""
-    n = tl.program_id(1).to(tl.int64)
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, BLOCK_C)
-    mask_c = c < C
-    mask = mask_c[:, None] & (p < HW)[None, :]
-    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
-    mean = tl.sum(x, axis=0) / C
-    xc = tl.where(mask, x - mean[None, :], 0.0)  # padded lanes must not enter the variance
-    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / C + eps)
+    _, _, c, _, mask_c, mask, offs = tile_offsets(C, HW, BLOCK_C, BLOCK_P)
+    xc, rstd = _normalise(x_ptr, offs, mask, C, eps, ACC)
     w = tl.load(w_ptr + c, mask=mask_c, other=0.0).to(ACC)
     b = tl.load(b_ptr + c, mask=mask_c, other=0.0).to(ACC)
     y = (xc * rstd[None, :] * w[:, None] + b[:, None]) * tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
@@ -71,17 +71,8 @@ def norm_gate_bwd_kernel(
     BLOCK_P: tl.constexpr,
 ):
     """One tile's ∂x and ∂g, plus its partial ∂γ/∂β row."""
-    n = tl.program_id(1).to(tl.int64)
-    pid_p = tl.program_id(0)
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, BLOCK_C)
-    mask_c = c < C
-    mask = mask_c[:, None] & (p < HW)[None, :]
-    offs = n * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
-    mean = tl.sum(x, axis=0) / C
-    xc = tl.where(mask, x - mean[None, :], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / C + eps)
+    n, _, c, _, mask_c, mask, offs = tile_offsets(C, HW, BLOCK_C, BLOCK_P)
+    xc, rstd = _normalise(x_ptr, offs, mask, C, eps, ACC)
     xhat = xc * rstd[None, :]
     w = tl.load(w_ptr + c, mask=mask_c, other=0.0).to(ACC)
     b = tl.load(b_ptr + c, mask=mask_c, other=0.0).to(ACC)
@@ -94,7 +85,7 @@ def norm_gate_bwd_kernel(
     m2 = tl.sum(dxhat * xhat, axis=0) / C
     dx = rstd[None, :] * (dxhat - m1[None, :] - xhat * m2[None, :])
     tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
-    row = (n * tl.num_programs(0) + pid_p) * C
+    row = (n * tl.num_programs(0) + tl.program_id(0)) * C
     tl.store(dw_part_ptr + row + c, tl.sum(dn * xhat, axis=1), mask=mask_c)
     tl.store(db_part_ptr + row + c, tl.sum(dn, axis=1), mask=mask_c)
 
