@@ -110,18 +110,24 @@ def _materialise(args: tuple[Any, ...], make: Callable[[tuple[int, ...], torch.d
     ]
 
 
+def _fake_forward(model: torch.nn.Module, batch: int, tile: int, kernel_mode: str, probe: TorchDispatchMode) -> None:
+    """One forward of ``model`` on fake (batch, ·, tile, tile) inputs in its dtype, observed by ``probe``."""
+    dtype = next(model.parameters()).dtype
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        s2 = torch.empty(batch, S2_CHANNELS, tile, tile, dtype=dtype)
+        s1 = torch.empty(batch, S1_CHANNELS, tile, tile, dtype=dtype)
+        with torch.no_grad(), K.use_kernels(kernel_mode), probe:
+            model(s2, s1)
+
+
 def model_calls(variant: str, batch: int, tile: int, dtype: torch.dtype) -> Counter[FusedCall]:
     """Records every fused-op call of one forward of ``variant`` under fake tensors.
 
     Returns:
         Call signature → number of calls per forward.
     """
-    model = create_model(variant).eval().to(dtype)
-    with FakeTensorMode(allow_non_fake_inputs=True):
-        s2 = torch.empty(batch, S2_CHANNELS, tile, tile, dtype=dtype)
-        s1 = torch.empty(batch, S1_CHANNELS, tile, tile, dtype=dtype)
-        with torch.no_grad(), K.use_kernels("auto"), _CallRecorder() as recorder:
-            model(s2, s1)
+    recorder = _CallRecorder()
+    _fake_forward(create_model(variant).eval().to(dtype), batch, tile, "auto", recorder)
     return Counter(FusedCall(op, _signature(args)) for op, args in recorder.calls)
 
 
@@ -140,15 +146,10 @@ def call_bytes(call: FusedCall) -> dict[str, int]:
 def model_bytes(variant: str, batch: int, tile: int, dtype: torch.dtype) -> dict[str, int]:
     """Bytes moved by one whole forward, every aten op unfused, with the fused ops on vs off."""
     model = create_model(variant).eval().to(dtype)
-    out: dict[str, int] = {}
-    for mode in ("reference", "auto"):
-        with FakeTensorMode(allow_non_fake_inputs=True):
-            s2 = torch.empty(batch, S2_CHANNELS, tile, tile, dtype=dtype)
-            s1 = torch.empty(batch, S1_CHANNELS, tile, tile, dtype=dtype)
-            with torch.no_grad(), K.use_kernels(mode), ByteCounter() as counter:
-                model(s2, s1)
-        out[mode] = counter.bytes
-    return {"model_bytes_eager": out["reference"], "model_bytes_fused": out["auto"]}
+    eager, fused = ByteCounter(), ByteCounter()
+    _fake_forward(model, batch, tile, "reference", eager)
+    _fake_forward(model, batch, tile, "auto", fused)
+    return {"model_bytes_eager": eager.bytes, "model_bytes_fused": fused.bytes}
 
 
 def gpu_peak_bandwidth() -> float | None:

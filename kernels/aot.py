@@ -57,7 +57,7 @@ class KernelSpec:
         scalars: Triton types of the non-pointer runtime arguments.
         flags: Constexpr feature flags.
         fp32_pointers: Pointer arguments that are fp32 whatever the input dtype (partial sums).
-        backward: Backward kernels use half the tile budget (as their launchers do).
+        backward: A backward kernel (half the tile budget, as its launcher plans).
         pixels: H·W of the build (the model's 128×128 fusion grid for 512² tiles).
     """
 
@@ -220,7 +220,7 @@ def compile_kernel(spec: KernelSpec, dtype: str, arch: GpuArch) -> CompiledKerne
     from triton.compiler import ASTSource
 
     fn = getattr(importlib.import_module(f"cloudlulc_edge.kernels.jit.{spec.module}"), spec.kernel)
-    tile = tile_settings(spec.channels, spec.pixels, spec.kernel, budget_scale=0.5 if spec.backward else 1.0)
+    tile = tile_settings(spec.channels, spec.pixels, spec.kernel, spec.backward)
     signature: dict[str, str] = {}
     for name, param in zip(fn.arg_names, fn.params, strict=True):
         if param.is_constexpr:

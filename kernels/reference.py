@@ -26,6 +26,7 @@ __all__ = [
     "channel_layer_norm",
     "channel_softmax_gate",
     "channel_softmax_gate_backward",
+    "channel_softmax_logits_grad",
     "norm_gate",
     "norm_gate_backward",
     "reliability_gate",
@@ -274,10 +275,26 @@ def channel_softmax_gate_backward(
     Returns:
         ``(d_x, d_logits)`` in the dtypes of ``x`` and ``logits``.
     """
-    alpha = torch.softmax(acc(logits), dim=1)
     dq = acc(grad_q)
     d_alpha = (dq * acc(x)).sum(dim=(2, 3), keepdim=True)
+    d_x = dq * torch.softmax(acc(logits), dim=1)
+    return d_x.to(x.dtype), channel_softmax_logits_grad(logits, d_alpha, grad_alpha)
+
+
+def channel_softmax_logits_grad(logits: Tensor, d_alpha: Tensor, grad_alpha: Tensor | None) -> Tensor:
+    """Softmax backward of the CHOI gate: ``∂v = α ⊙ (∂α − Σ_c α·∂α)``, ``α = softmax_c(v)``.
+
+    Shared by the reference and the Triton launcher (which reduces ``Σ_hw dQ·x`` in its kernel).
+
+    Args:
+        logits: (B, C, 1, 1) attention logits v.
+        d_alpha: (B, C, 1, 1) ``Σ_hw dQ·x`` in the accumulation dtype.
+        grad_alpha: Optional (B, C, 1, 1) gradient of the α output, added to ``d_alpha``.
+
+    Returns:
+        (B, C, 1, 1) ``∂v`` in ``logits.dtype``.
+    """
+    alpha = torch.softmax(acc(logits), dim=1)
     if grad_alpha is not None:
         d_alpha = d_alpha + acc(grad_alpha)
-    d_logits = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
-    return (dq * alpha).to(x.dtype), d_logits.to(logits.dtype)
+    return (alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))).to(logits.dtype)

@@ -7,5 +7,5 @@ through `dispatch.register_triton` on the first call that needs them.
 Layout contract shared by all kernels: tensors are (B, C, H, W) and contiguous; one program owns
 a ``[BLOCK_C, BLOCK_P]`` tile with *all* channels (``BLOCK_C = next_pow2(C)``, padded lanes masked)
 and ``BLOCK_P`` consecutive pixels of one image, so per-pixel channel reductions (LayerNorm
-statistics, channel means) never leave registers. The grid is ``(cdiv(H·W, BLOCK_P), B)``.
+statistics, channel means) never leave registers. The grid is ``(max(1, cdiv(H·W, BLOCK_P)), B)`` (`_common.plan_launch`).
 """

@@ -16,11 +16,12 @@ import triton.language as tl
 
 __all__ = [
     "MAX_CHANNELS",
+    "LaunchPlan",
     "TileSettings",
     "accumulator",
     "check_launchable",
-    "device_guard",
     "interpreting",
+    "plan_launch",
     "tile_offsets",
     "tile_settings",
 ]
@@ -33,6 +34,8 @@ MAX_CHANNELS = 8192
 # made as large as practical to keep test launches at a handful of programs (`kernels.md` §5).
 _GPU_TILE_ELEMENTS = 4096
 _INTERPRETER_TILE_ELEMENTS = 1 << 16
+# Backward kernels keep about twice as many tensors live, so they get half the tile.
+_BACKWARD_TILE_SCALE = 0.5
 
 
 def interpreting() -> bool:
@@ -65,11 +68,6 @@ def check_launchable(op: str, *tensors: torch.Tensor) -> None:
         )
 
 
-def device_guard(tensor: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
-    """Makes ``tensor``'s GPU current for the launch (Triton launches on the current device)."""
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
-
-
 def accumulator(*tensors: torch.Tensor) -> tl.dtype:
     """Returns the kernel math dtype: float64 if any input is float64 (gradcheck), else float32."""
     return tl.float64 if any(t.dtype == torch.float64 for t in tensors) else tl.float32
@@ -90,15 +88,14 @@ class TileSettings:
     num_warps: int
 
 
-def tile_settings(channels: int, pixels: int, op: str, budget_scale: float = 1.0) -> TileSettings:
+def tile_settings(channels: int, pixels: int, op: str, backward: bool = False) -> TileSettings:
     """Chooses the tile for ``channels`` × ``pixels`` (Liger's ``calculate_settings`` idea).
 
     Args:
         channels: C of the launch.
         pixels: H·W of the launch.
         op: Op name for error messages.
-        budget_scale: Fraction of the default tile budget (backward kernels keep more tensors
-            live and use 0.5).
+        backward: A backward kernel (half the tile budget).
 
     Returns:
         The tile settings.
@@ -110,10 +107,70 @@ def tile_settings(channels: int, pixels: int, op: str, budget_scale: float = 1.0
     if block_c > MAX_CHANNELS:
         raise ValueError(f"{op}: {channels} channels exceed the fused kernels' limit of {MAX_CHANNELS}")
     base = _INTERPRETER_TILE_ELEMENTS if interpreting() else _GPU_TILE_ELEMENTS
-    budget = max(int(base * budget_scale), block_c)
+    budget = max(int(base * (_BACKWARD_TILE_SCALE if backward else 1.0)), block_c)
     block_p = max(1, min(budget // block_c, triton.next_power_of_2(max(pixels, 1)), 1024))
     num_warps = min(8, max(2, block_c * block_p // 256))  # ≤ 16 fp32 values per thread per tensor
     return TileSettings(block_c, block_p, num_warps)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Tile and grid of one launch over a (B, C, H, W) tensor; calling it launches a kernel.
+
+    Attributes:
+        tile: Tile shape and warps.
+        grid: ``(programs per image, B)``.
+        device: Device of the launch's tensors.
+    """
+
+    tile: TileSettings
+    grid: tuple[int, int]
+    device: torch.device
+
+    @property
+    def programs_per_image(self) -> int:
+        """Pixel blocks per image (rows of a per-program partial-sum buffer per image)."""
+        return self.grid[0]
+
+    def __call__(self, kernel: Any, *args: Any, **constexprs: Any) -> None:
+        """Launches ``kernel`` over the grid with the tile constexprs, on the tensors' GPU.
+
+        Args:
+            kernel: A ``@triton.jit`` kernel taking ``BLOCK_C`` and ``BLOCK_P``.
+            *args: Its runtime arguments.
+            **constexprs: Its feature flags and ``ACC``.
+        """
+        if self.grid[1] == 0:  # empty batch: nothing to launch
+            return
+        # Triton launches on the current device, which need not be the tensors' GPU.
+        guard = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        with guard:
+            kernel[self.grid](
+                *args,
+                **constexprs,
+                BLOCK_C=self.tile.block_c,
+                BLOCK_P=self.tile.block_p,
+                num_warps=self.tile.num_warps,
+            )
+
+
+def plan_launch(op: str, anchor: torch.Tensor, backward: bool = False) -> LaunchPlan:
+    """Plans the launch over ``anchor``'s (B, C, H, W).
+
+    Every image gets at least one program, so its per-image outputs (CHOI's α, partial-sum rows)
+    are written even when H·W = 0; those programs' pixel loads and stores are all masked.
+
+    Args:
+        op: Op name for error messages.
+        anchor: A (B, C, H, W) tensor of the launch.
+        backward: A backward kernel (half the tile budget).
+
+    Returns:
+        The plan.
+    """
+    batch, channels, height, width = anchor.shape
+    tile = tile_settings(channels, height * width, op, backward)
+    return LaunchPlan(tile, (max(1, triton.cdiv(height * width, tile.block_p)), batch), anchor.device)
 
 
 @triton.jit

@@ -11,7 +11,8 @@ partial row per program and summed by the launcher; the softmax backward
 import torch
 import triton
 import triton.language as tl
-from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_offsets, tile_settings
+from cloudlulc_edge.kernels import reference
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, plan_launch, tile_offsets
 
 __all__ = ["backward", "forward"]
 
@@ -83,31 +84,23 @@ def forward(x: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.
     batch, channels, height, width = x.shape
     q = torch.empty_like(x)
     alpha = x.new_empty((batch, channels, 1, 1))
-    tile = tile_settings(channels, height * width, "channel_softmax_gate")
-    grid = (triton.cdiv(height * width, tile.block_p), batch)
-    if x.numel():  # an empty batch or image launches nothing
-        with device_guard(x):
-            channel_gate_fwd_kernel[grid](
-                x,
-                v,
-                q,
-                alpha,
-                channels,
-                height * width,
-                ACC=accumulator(x, v),
-                BLOCK_C=tile.block_c,
-                BLOCK_P=tile.block_p,
-                num_warps=tile.num_warps,
-            )
-    if not x.numel():  # H·W = 0: no program ran to write α
-        alpha.copy_(torch.softmax(v.float(), dim=1))
+    plan_launch("channel_softmax_gate", x)(
+        channel_gate_fwd_kernel,
+        x,
+        v,
+        q,
+        alpha,
+        channels,
+        height * width,
+        ACC=accumulator(x, v),
+    )
     return q, alpha
 
 
 def backward(
     grad_q: torch.Tensor, grad_alpha: torch.Tensor | None, x: torch.Tensor, logits: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Launches the backward kernel, then the (B, C) softmax backward in PyTorch.
+    """Launches the backward kernel, then the (B, C) softmax backward of `reference`.
 
     Args:
         grad_q: (B, C, H, W) gradient of q.
@@ -121,30 +114,21 @@ def backward(
     check_launchable("channel_softmax_gate_backward", grad_q, x, logits)
     dq, x, v = grad_q.contiguous(), x.contiguous(), logits.contiguous()
     batch, channels, height, width = x.shape
-    tile = tile_settings(channels, height * width, "channel_softmax_gate_backward", budget_scale=0.5)
-    grid = (triton.cdiv(height * width, tile.block_p), batch)
+    launch = plan_launch("channel_softmax_gate_backward", dq, backward=True)
     acc = accumulator(dq, x, v)
     part_dtype = torch.float64 if acc == tl.float64 else torch.float32
-    dalpha_part = x.new_empty((batch, grid[0], channels), dtype=part_dtype)
+    dalpha_part = x.new_empty((batch, launch.programs_per_image, channels), dtype=part_dtype)
     d_x = torch.empty_like(x)
-    if dq.numel():  # an empty batch or image launches nothing
-        with device_guard(dq):
-            channel_gate_bwd_kernel[grid](
-                dq,
-                x,
-                v,
-                d_x,
-                dalpha_part,
-                channels,
-                height * width,
-                ACC=acc,
-                BLOCK_C=tile.block_c,
-                BLOCK_P=tile.block_p,
-                num_warps=tile.num_warps,
-            )
-    d_alpha = dalpha_part.sum(1)  # (B, C)
-    if grad_alpha is not None:
-        d_alpha = d_alpha + grad_alpha.reshape(batch, channels).to(part_dtype)
-    alpha = torch.softmax(v.reshape(batch, channels).to(part_dtype), dim=1)
-    d_v = alpha * (d_alpha - (alpha * d_alpha).sum(1, keepdim=True))
-    return d_x, d_v.reshape(logits.shape).to(logits.dtype)
+    launch(
+        channel_gate_bwd_kernel,
+        dq,
+        x,
+        v,
+        d_x,
+        dalpha_part,
+        channels,
+        height * width,
+        ACC=acc,
+    )
+    d_alpha = dalpha_part.sum(1).view(batch, channels, 1, 1)
+    return d_x, reference.channel_softmax_logits_grad(v, d_alpha, grad_alpha)

@@ -11,7 +11,7 @@ Backward, per element: ``∂o = dy·R``, ``∂s = dy·(1 − R)·α``, ``∂R = 
 import torch
 import triton
 import triton.language as tl
-from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_offsets, tile_settings
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, plan_launch, tile_offsets
 
 __all__ = ["backward", "forward"]
 
@@ -133,28 +133,22 @@ def forward(
     batch, channels, height, width = o.shape
     y = torch.empty_like(o)
     rho = o.new_empty((batch, 1, height, width) if pooled else (0,))
-    tile = tile_settings(channels, height * width, "reliability_gate")
-    grid = (triton.cdiv(height * width, tile.block_p), batch)
-    if o.numel():  # an empty batch or image launches nothing
-        with device_guard(o):
-            reliability_gate_fwd_kernel[grid](
-                o,
-                z,
-                m,
-                s,
-                y,
-                rho if pooled else y,
-                float(alpha),
-                channels,
-                height * width,
-                HAS_VALID=valid is not None,
-                HAS_SAR=has_sar,
-                POOLED=pooled,
-                ACC=accumulator(*inputs),
-                BLOCK_C=tile.block_c,
-                BLOCK_P=tile.block_p,
-                num_warps=tile.num_warps,
-            )
+    plan_launch("reliability_gate", o)(
+        reliability_gate_fwd_kernel,
+        o,
+        z,
+        m,
+        s,
+        y,
+        rho if pooled else y,
+        float(alpha),
+        channels,
+        height * width,
+        HAS_VALID=valid is not None,
+        HAS_SAR=has_sar,
+        POOLED=pooled,
+        ACC=accumulator(*inputs),
+    )
     return y, rho
 
 
@@ -190,38 +184,33 @@ def backward(
     has_sar = sar is not None and alpha != 0.0
     s = sar.contiguous() if sar is not None and has_sar else o
     drho = grad_rho.contiguous() if grad_rho is not None else dy
-    batch, channels, height, width = o.shape
+    _, channels, height, width = o.shape
     d_o, d_z = torch.empty_like(o), torch.empty_like(z)
     d_s = torch.empty_like(s) if has_sar else o.new_empty(0)
     want_dm = valid_grad and valid is not None
     d_m = torch.empty_like(m) if want_dm else o.new_empty(0)
-    tile = tile_settings(channels, height * width, "reliability_gate_backward", budget_scale=0.5)
-    grid = (triton.cdiv(height * width, tile.block_p), batch)
-    if dy.numel():  # an empty batch or image launches nothing
-        with device_guard(dy):
-            reliability_gate_bwd_kernel[grid](
-                dy,
-                drho,
-                o,
-                z,
-                m,
-                s,
-                d_o,
-                d_z,
-                d_m if want_dm else d_o,
-                d_s if has_sar else d_o,
-                float(alpha),
-                channels,
-                height * width,
-                HAS_VALID=valid is not None,
-                HAS_SAR=has_sar,
-                HAS_DRHO=grad_rho is not None,
-                VALID_GRAD=want_dm,
-                ACC=accumulator(*inputs),
-                BLOCK_C=tile.block_c,
-                BLOCK_P=tile.block_p,
-                num_warps=tile.num_warps,
-            )
+    launch = plan_launch("reliability_gate_backward", dy, backward=True)
+    launch(
+        reliability_gate_bwd_kernel,
+        dy,
+        drho,
+        o,
+        z,
+        m,
+        s,
+        d_o,
+        d_z,
+        d_m if want_dm else d_o,
+        d_s if has_sar else d_o,
+        float(alpha),
+        channels,
+        height * width,
+        HAS_VALID=valid is not None,
+        HAS_SAR=has_sar,
+        HAS_DRHO=grad_rho is not None,
+        VALID_GRAD=want_dm,
+        ACC=accumulator(*inputs),
+    )
     if want_dm and valid is not None:
         d_m = d_m.to(valid.dtype)
     return d_o, d_z, d_m, d_s

@@ -12,7 +12,7 @@ launcher (deterministic, no atomics). Statistics are recomputed from x, which ba
 import torch
 import triton
 import triton.language as tl
-from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, device_guard, tile_offsets, tile_settings
+from cloudlulc_edge.kernels.jit._common import accumulator, check_launchable, plan_launch, tile_offsets
 
 __all__ = ["backward", "forward"]
 
@@ -115,28 +115,22 @@ def forward(
     check_launchable("norm_gate", *inputs)
     x, guide = x.contiguous(), guide.contiguous()
     res = residual.contiguous() if residual is not None else x
-    batch, channels, height, width = x.shape
+    _, channels, height, width = x.shape
     y = torch.empty_like(x)
-    tile = tile_settings(channels, height * width, "norm_gate")
-    grid = (triton.cdiv(height * width, tile.block_p), batch)
-    if x.numel():  # an empty batch or image launches nothing
-        with device_guard(x):
-            norm_gate_fwd_kernel[grid](
-                x,
-                guide,
-                weight.contiguous(),
-                bias.contiguous(),
-                res,
-                y,
-                channels,
-                height * width,
-                float(eps),
-                HAS_RES=residual is not None,
-                ACC=accumulator(*inputs),
-                BLOCK_C=tile.block_c,
-                BLOCK_P=tile.block_p,
-                num_warps=tile.num_warps,
-            )
+    plan_launch("norm_gate", x)(
+        norm_gate_fwd_kernel,
+        x,
+        guide,
+        weight.contiguous(),
+        bias.contiguous(),
+        res,
+        y,
+        channels,
+        height * width,
+        float(eps),
+        HAS_RES=residual is not None,
+        ACC=accumulator(*inputs),
+    )
     return y
 
 
@@ -164,31 +158,26 @@ def backward(
     check_launchable("norm_gate_backward", grad, x, guide, weight, bias)
     dy, x, guide = grad.contiguous(), x.contiguous(), guide.contiguous()
     batch, channels, height, width = x.shape
-    tile = tile_settings(channels, height * width, "norm_gate_backward", budget_scale=0.5)
-    grid = (triton.cdiv(height * width, tile.block_p), batch)
+    launch = plan_launch("norm_gate_backward", dy, backward=True)
     acc = accumulator(x, guide, weight, dy)
     part_dtype = torch.float64 if acc == tl.float64 else torch.float32
-    dw_part = x.new_empty((batch * grid[0], channels), dtype=part_dtype)
+    dw_part = x.new_empty((batch * launch.programs_per_image, channels), dtype=part_dtype)
     db_part = torch.empty_like(dw_part)
     d_x, d_g = torch.empty_like(x), torch.empty_like(guide)
-    if dy.numel():  # an empty batch or image launches nothing
-        with device_guard(dy):
-            norm_gate_bwd_kernel[grid](
-                dy,
-                x,
-                guide,
-                weight.contiguous(),
-                bias.contiguous(),
-                d_x,
-                d_g,
-                dw_part,
-                db_part,
-                channels,
-                height * width,
-                float(eps),
-                ACC=acc,
-                BLOCK_C=tile.block_c,
-                BLOCK_P=tile.block_p,
-                num_warps=tile.num_warps,
-            )
+    launch(
+        norm_gate_bwd_kernel,
+        dy,
+        x,
+        guide,
+        weight.contiguous(),
+        bias.contiguous(),
+        d_x,
+        d_g,
+        dw_part,
+        db_part,
+        channels,
+        height * width,
+        float(eps),
+        ACC=acc,
+    )
     return d_x, d_g, dw_part.sum(0).to(weight.dtype), db_part.sum(0).to(bias.dtype)
