@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cloudlulc_edge.bench.utils import environment, markdown_table, replace_between_markers
+from cloudlulc_edge.bench.utils import cuda_event_ms, environment, markdown_table, replace_between_markers
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -204,14 +204,9 @@ def _model_speed(variant: str, batch: int, tile: int) -> dict[str, Any]:
         times = []
         with torch.no_grad(), K.use_kernels(mode):
             for i in range(25):
-                start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-                end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-                start.record()
-                model(s2, s1)
-                end.record()
-                torch.cuda.synchronize()
+                ms = cuda_event_ms(lambda: model(s2, s1))
                 if i >= 5:
-                    times.append(start.elapsed_time(end))
+                    times.append(ms)
         out[f"{mode}_ms"] = round(sorted(times)[len(times) // 2], 3)
     out["speedup"] = round(out["reference_ms"] / out["auto_ms"], 3)
     return out

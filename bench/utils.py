@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,18 @@ def environment() -> dict[str, Any]:
         env["gpu"] = torch.cuda.get_device_name(0)
         env["cuda_version"] = torch.version.cuda
     return env
+
+
+def cuda_event_ms(fn: Callable[[], object]) -> float:
+    """Times one call of ``fn`` with CUDA events on the current stream, synchronised on both sides (ms)."""
+    start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+    end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+    torch.cuda.synchronize()
+    start.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize()
+    return float(start.elapsed_time(end))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import typer
+from cloudlulc_edge.cli.export import export_app
 from cloudlulc_edge.cli.info import info
 
 __all__ = ["app", "main"]
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("info")(info)
+app.add_typer(export_app, name="export")
 
 
 @app.callback()

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CloudLULCError", "ModelCardError", "OutputError", "PairingError", "ProductError"]
+__all__ = [
+    "CloudLULCError",
+    "EngineCompatibilityError",
+    "ExportError",
+    "ModelCardError",
+    "OutputError",
+    "PairingError",
+    "ProductError",
+]
 
 
 class CloudLULCError(Exception):
@@ -38,3 +46,11 @@ class PairingError(CloudLULCError):
 
 class OutputError(CloudLULCError):
     """A map cannot be written, or a scene yields nothing to write (for example all nodata)."""
+
+
+class ExportError(CloudLULCError):
+    """An ONNX export, precision conversion or engine build failed, or an export directory is malformed."""
+
+
+class EngineCompatibilityError(CloudLULCError):
+    """A TensorRT engine was built for another system (TensorRT, CUDA, GPU, precision or ONNX) and is refused."""

@@ -2,8 +2,8 @@
 
 Engines want static spatial shapes (tiles are fixed-size, `sentinel.md` §13) and a batch range
 (TensorRT optimisation profiles). The fused ops are exported through the reference path (kernel
-mode ``reference``) so the program holds standard ATen ops only; the custom-op flavour arrives
-with the Triton kernels.
+mode ``reference``) so the program holds standard ATen ops only; `onnx_export` builds the ONNX
+flavours (standard and TensorRT-plugin) with all four graph inputs.
 """
 
 from __future__ import annotations

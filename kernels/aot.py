@@ -20,7 +20,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["KERNEL_SPECS", "TARGETS", "CompiledKernel", "GpuArch", "KernelSpec", "compile_kernel", "known_targets"]
+__all__ = [
+    "KERNEL_SPECS",
+    "TARGETS",
+    "CompiledKernel",
+    "GpuArch",
+    "KernelSpec",
+    "compile_for_target",
+    "compile_kernel",
+    "known_targets",
+]
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,34 @@ def _resource_usage(cubin: bytes) -> tuple[int | None, int | None]:
     return (int(regs.group(1)) if regs else None, int(local.group(1)) if local else None)
 
 
+def compile_for_target(
+    fn: Any, signature: dict[str, str], constexprs: dict[str, Any], num_warps: int, arch: GpuArch
+) -> tuple[Any, float]:
+    """Runs `triton.compile` for one target without a GPU.
+
+    Args:
+        fn: The ``@triton.jit`` function.
+        signature: Triton type of every parameter (``*fp16``, ``i32``, ``constexpr``…).
+        constexprs: Values of the ``constexpr`` parameters (any parameter may be specialised).
+        num_warps: Warps per program.
+        arch: Target.
+
+    Returns:
+        ``(compiled kernel, seconds)``; ``asm`` holds ``ptx`` and ``cubin``.
+    """
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    start = time.perf_counter()
+    compiled = triton.compile(
+        ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+        target=GPUTarget("cuda", arch.capability, 32),
+        options={"num_warps": num_warps},
+    )
+    return compiled, time.perf_counter() - start
+
+
 def compile_kernel(spec: KernelSpec, dtype: str, arch: GpuArch) -> CompiledKernel:
     """Compiles one build for one target without a GPU.
 
@@ -213,11 +250,8 @@ def compile_kernel(spec: KernelSpec, dtype: str, arch: GpuArch) -> CompiledKerne
     Raises:
         triton.compiler.errors.CompilationError: The kernel does not compile for the target.
     """
-    import triton
     import triton.language as tl
     from cloudlulc_edge.kernels.jit._common import tile_settings
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     fn = getattr(importlib.import_module(f"cloudlulc_edge.kernels.jit.{spec.module}"), spec.kernel)
     tile = tile_settings(spec.channels, spec.pixels, spec.kernel, spec.backward)
@@ -230,13 +264,7 @@ def compile_kernel(spec: KernelSpec, dtype: str, arch: GpuArch) -> CompiledKerne
         else:
             signature[name] = "*fp32" if name in spec.fp32_pointers else f"*{dtype}"
     constexprs: dict[str, Any] = {**spec.flags, "ACC": tl.float32, "BLOCK_C": tile.block_c, "BLOCK_P": tile.block_p}
-    start = time.perf_counter()
-    compiled = triton.compile(
-        ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-        target=GPUTarget("cuda", arch.capability, 32),
-        options={"num_warps": tile.num_warps},
-    )
-    seconds = time.perf_counter() - start
+    compiled, seconds = compile_for_target(fn, signature, constexprs, tile.num_warps, arch)
     ptx = compiled.asm["ptx"]
     target_line = re.search(r"^\.target\s+(\S+)", ptx, re.MULTILINE)
     registers, local = _resource_usage(compiled.asm["cubin"])

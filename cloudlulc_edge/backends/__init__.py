@@ -2,12 +2,15 @@
 
 The pipeline is backend-agnostic: it hands a `TileBatch` of normalised tiles to
 `Backend.predict` and gets softmax probabilities back. `TorchBackend` runs a PyTorch model on
-CPU or CUDA; ONNX Runtime and TensorRT backends implement the same protocol.
+CPU or CUDA; `OnnxRuntimeBackend` and `TensorRTBackend` run exported graphs and engines.
 """
 
 from __future__ import annotations
 
-from cloudlulc_edge.backends.base import Backend, ModelIdentity, TileBatch
+from cloudlulc_edge.backends.base import Backend, ModelIdentity, TileBatch, graph_inputs, softmax
 from cloudlulc_edge.backends.torch_backend import TorchBackend
 
-__all__ = ["Backend", "ModelIdentity", "TileBatch", "TorchBackend"]
+__all__ = ["Backend", "ModelIdentity", "TileBatch", "TorchBackend", "graph_inputs", "softmax"]
+
+# OnnxRuntimeBackend (`backends.onnxruntime_backend`) and TensorRTBackend (`backends.tensorrt_backend`)
+# import their optional runtimes lazily; import them from their modules.

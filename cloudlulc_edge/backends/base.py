@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Backend", "ModelIdentity", "TileBatch"]
+__all__ = ["Backend", "ModelIdentity", "TileBatch", "graph_inputs", "softmax"]
 
 
 @dataclass
@@ -61,3 +61,35 @@ class Backend(Protocol):
     def predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
         """Returns (B, K, t, t) float32 softmax probabilities."""
         ...
+
+
+def graph_inputs(batch: TileBatch) -> dict[str, npt.NDArray[np.float32]]:
+    """The four inputs of an exported graph (ONNX / TensorRT) for a tile batch.
+
+    S2-only tiles get zero SAR with zero SAR validity, which the model maps to its missing-SAR
+    embeddings exactly as it does for ``s1=None``.
+
+    Args:
+        batch: Tiles from the readers.
+
+    Returns:
+        ``{"s2": (B,12,t,t), "s1": (B,2,t,t), "s2_valid": (B,1,t,t), "s1_valid": (B,1,t,t)}`` float32.
+    """
+    b, _, h, w = batch.s2.shape
+    s1 = batch.s1 if batch.s1 is not None else np.zeros((b, 2, h, w), np.float32)
+    s1_valid = batch.s1_valid if batch.s1_valid is not None else np.zeros((b, h, w), np.bool_)
+    return {
+        "s2": np.ascontiguousarray(batch.s2, dtype=np.float32),
+        "s1": np.ascontiguousarray(s1, dtype=np.float32),
+        "s2_valid": batch.s2_valid[:, None].astype(np.float32),
+        "s1_valid": s1_valid[:, None].astype(np.float32),
+    }
+
+
+def softmax(logits: npt.NDArray[np.floating], axis: int = 1) -> npt.NDArray[np.float32]:
+    """Numerically stable softmax in float32 over ``axis`` (class probabilities from logits)."""
+    x = logits.astype(np.float32, copy=True)
+    x -= x.max(axis=axis, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=axis, keepdims=True)
+    return x

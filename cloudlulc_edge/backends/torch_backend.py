@@ -21,6 +21,7 @@ class TorchBackend:
         identity: Provenance of the model.
         device: ``cpu``, ``cuda``, ``cuda:1``...
         autocast_dtype: ``torch.float16`` / ``torch.bfloat16`` for mixed precision on CUDA, or None.
+        compile: Run the model through ``torch.compile`` (Inductor; the Triton kernels stay custom ops).
     """
 
     def __init__(
@@ -29,9 +30,11 @@ class TorchBackend:
         identity: ModelIdentity,
         device: str | torch.device = "cpu",
         autocast_dtype: torch.dtype | None = None,
+        compile: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self._forward: nn.Module = torch.compile(self.model) if compile else self.model  # type: ignore[assignment]
         self.identity = identity
         config = getattr(model, "config", None)
         self.num_classes = int(getattr(config, "num_classes", NUM_CLASSES))
@@ -52,6 +55,6 @@ class TorchBackend:
         s1_valid = self._tensor(batch.s1_valid[:, None].astype(np.float32)) if batch.s1_valid is not None else None
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):  # fmt: skip
-            logits = self.model(s2, s1, s2_valid, s1_valid)
+            logits = self._forward(s2, s1, s2_valid, s1_valid)
         probs = torch.softmax(logits.float(), dim=1)
         return probs.cpu().numpy()

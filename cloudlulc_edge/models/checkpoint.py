@@ -8,10 +8,7 @@ the file and the problem.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
 from cloudlulc_edge.errors import ModelCardError
+from cloudlulc_edge.files import atomic_write, sha256_file
 from cloudlulc_edge.models.card import ModelCard
 from cloudlulc_edge.models.net import CloudLULCNet
 
@@ -28,27 +26,6 @@ __all__ = ["CARD_FILE", "WEIGHTS_FILE", "load_checkpoint", "read_card", "save_ch
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
-
-
-def sha256_file(path: Path) -> str:
-    """Returns the hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(target: Path, write: Any) -> None:
-    """Writes via a temporary file in the same directory, then renames it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -75,7 +52,7 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = out / WEIGHTS_FILE
-    _atomic_write(weights, lambda p: save_file(state, str(p), metadata={"variant": model.variant}))
+    atomic_write(weights, lambda p: save_file(state, str(p), metadata={"variant": model.variant}))
     card = ModelCard(
         variant=model.variant,
         config=model.config,
@@ -83,7 +60,7 @@ def save_checkpoint(
         weights_sha256=sha256_file(weights),
         training=dict(training or {}),
     )
-    _atomic_write(out / CARD_FILE, lambda p: p.write_text(json.dumps(card.to_dict(), indent=2) + "\n"))
+    atomic_write(out / CARD_FILE, lambda p: p.write_text(json.dumps(card.to_dict(), indent=2) + "\n"))
     return out
 
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from cloudlulc_edge import kernels as K
 from cloudlulc_edge.models.layers import ConvPair, LayerNorm2d, conv1x1
-from cloudlulc_edge.models.spectral import SpectralImpl, circular_conv2d
+from cloudlulc_edge.models.spectral import CircularConv2d, SpectralImpl
 
 __all__ = ["GeneralisedSHOI", "SpatialHighOrderInteraction"]
 
@@ -33,8 +33,7 @@ class _OrderRecursion(nn.Module):
         if order < 1:
             raise ValueError(f"interaction order must be >= 1, got {order}")
         self.order = order
-        self.spectral_impl: SpectralImpl = spectral_impl
-        self.linear = linear
+        self.spectral = CircularConv2d(spectral_impl, linear)
         self.norms = nn.ModuleList([LayerNorm2d(channels) for _ in range(order)])
         self.phi = nn.ModuleList([ConvPair(channels, depthwise) for _ in range(order - 1)])
         self.psi = nn.ModuleList([ConvPair(channels, depthwise) for _ in range(order - 1)])
@@ -55,7 +54,7 @@ class _OrderRecursion(nn.Module):
         Returns:
             ``([P_1, …, P_O], g_{O−1})``.
         """
-        spectral = circular_conv2d(a, g, self.spectral_impl, self.linear).to(a.dtype)
+        spectral = self.spectral(a, g).to(a.dtype)
         last = self.order == 1
         outputs = [self._step(0, spectral, g, residual if last else None)]  # P_1 = LN(A) ⊙ g
         guide = g

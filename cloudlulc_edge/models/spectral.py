@@ -22,9 +22,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["SpectralImpl", "circular_conv2d", "circular_conv2d_direct"]
+__all__ = ["CircularConv2d", "SpectralImpl", "circular_conv2d", "circular_conv2d_direct"]
 
 SpectralImpl = Literal["fft", "matmul"]
 
@@ -117,6 +117,30 @@ def circular_conv2d(a: Tensor, g: Tensor, impl: SpectralImpl = "fft", linear: bo
     if linear:
         out = out[..., h // 2 : h // 2 + h, w // 2 : w // 2 + w]
     return out
+
+
+class CircularConv2d(nn.Module):
+    """`circular_conv2d` as a (parameter-free) module.
+
+    Being a module gives the spectral term its own name scope in exported graphs
+    (``….recursion.spectral``), which is how the export keeps it out of INT8.
+
+    Args:
+        spectral_impl: ``fft`` or ``matmul``; exports may switch it on a copy of the model.
+        linear: Zero-pad to avoid wrap-around.
+
+    Shape:
+        a (B, C, H, W), g (B, C, H, W) → (B, C, H, W) float32.
+    """
+
+    def __init__(self, spectral_impl: SpectralImpl = "fft", linear: bool = False) -> None:
+        super().__init__()
+        self.spectral_impl: SpectralImpl = spectral_impl
+        self.linear = linear
+
+    def forward(self, a: Tensor, g: Tensor) -> Tensor:
+        """Returns ``a ⊛ g``."""
+        return circular_conv2d(a, g, self.spectral_impl, self.linear)
 
 
 def circular_conv2d_direct(a: Tensor, g: Tensor) -> Tensor:

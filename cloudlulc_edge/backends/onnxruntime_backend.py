@@ -1,0 +1,89 @@
+"""ONNX Runtime backend: an exported ``standard`` graph (FP32, FP16 or INT8) on CPU or CUDA.
+
+The session takes the four graph inputs (`base.graph_inputs`) and returns logits; probabilities
+are a float32 softmax on the host. The tile size comes from the graph, so a batch of another tile
+size is refused with a message instead of failing inside the runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cloudlulc_edge.backends.base import ModelIdentity, TileBatch, graph_inputs, softmax
+from cloudlulc_edge.errors import ExportError
+
+__all__ = ["OnnxRuntimeBackend", "execution_providers"]
+
+
+def execution_providers(device: str) -> list[Any]:
+    """ONNX Runtime providers for ``cpu``, ``cuda`` or ``cuda:N`` (CPU stays as the fallback).
+
+    Raises:
+        ExportError: CUDA asked for but this onnxruntime build has no CUDA provider.
+    """
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if not device.startswith("cuda"):
+        raise ExportError(f"unknown onnxruntime device {device!r}; use cpu, cuda or cuda:N")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ExportError(
+            "this onnxruntime has no CUDAExecutionProvider; install onnxruntime-gpu instead of onnxruntime"
+        )
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend:
+    """Runs an exported ONNX graph with ONNX Runtime.
+
+    Args:
+        onnx_path: A ``standard`` graph from `cloudlulc_edge.export` (any precision).
+        identity: Provenance of the model.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: Intra-op threads (0: onnxruntime's default).
+
+    Raises:
+        ExportError: Missing file, no CUDA provider, or a graph without the expected inputs.
+    """
+
+    def __init__(self, onnx_path: str | Path, identity: ModelIdentity, device: str = "cpu", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ExportError("ONNX model not found", path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=execution_providers(device))
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ExportError(f"onnxruntime cannot load the model: {exc}", path) from exc
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        if set(inputs) != {"s2", "s1", "s2_valid", "s1_valid"}:
+            raise ExportError(f"graph inputs are {sorted(inputs)}, expected s2, s1, s2_valid, s1_valid", path)
+        self.tile = int(inputs["s2"][-1])
+        self.num_classes = int(self.session.get_outputs()[0].shape[1])
+        self.identity = identity
+        self.path = path
+
+    def logits(self, inputs: dict[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        """Runs the graph on prepared inputs; returns (B, K, t, t) float32 logits."""
+        out = self.session.run(None, inputs)[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
+        """Returns (B, K, t, t) float32 softmax probabilities.
+
+        Raises:
+            ValueError: The batch's tile size differs from the graph's.
+        """
+        if batch.s2.shape[-1] != self.tile or batch.s2.shape[-2] != self.tile:
+            raise ValueError(f"{self.path.name} was exported for {self.tile}² tiles, got {batch.s2.shape[-2:]}")
+        return softmax(self.logits(graph_inputs(batch)))
