@@ -15,7 +15,6 @@ Without CUDA the figures are CPU wall times and labelled so: they are not GPU pe
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,15 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from cloudlulc_edge.bench.utils import cuda_event_ms, environment, markdown_table, replace_between_markers
+from cloudlulc_edge.bench.utils import cuda_event_ms, environment, markdown_table, publish
 from cloudlulc_edge.export import INPUT_NAMES, export_onnx, input_shapes
 from cloudlulc_edge.export.precision import convert_fp16
 from cloudlulc_edge.kernels import use_kernels
 from cloudlulc_edge.kernels.dispatch import KernelMode
 
 from cloudlulc_edge.models import create_model
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _timer(cuda: bool) -> Callable[[Callable[[], object]], float]:
@@ -149,13 +146,7 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, default=None)
     args = parser.parse_args()
     result = run(args.variant, args.tile, args.batch or [1, 8], args.warmup, args.iters)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "backends.json").write_text(json.dumps(result, indent=1) + "\n")
-    text = render(result)
-    (RESULTS / "backends.md").write_text(text)
-    print(text)
-    if args.readme is not None:
-        args.readme.write_text(replace_between_markers(args.readme.read_text(), "backends", text))
+    publish("backends", result, render(result), args.readme, "backends")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the checkpoint is named in the results.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections import defaultdict
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from cloudlulc_edge.bench.utils import environment, markdown_table, replace_between_markers
+from cloudlulc_edge.bench.utils import environment, markdown_table, publish
 from cloudlulc_edge.export.bundle import TOLERANCES, ExportOptions, export_model
 from cloudlulc_edge.export.calibration import build_calibration_set
 
@@ -37,7 +36,6 @@ from cloudlulc_edge.pairing import pair_products
 from cloudlulc_edge.pipeline import iter_tile_batches
 from cloudlulc_edge.tiling import TileGrid
 
-RESULTS = Path(__file__).parent / "results"
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -169,13 +167,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         result = run({"variant": args.variant, "checkpoint": args.checkpoint}, args.calibrate, args.evaluate,
                      args.tile, args.resolution, args.calibration_tiles, Path(work))  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "export_accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
-    text = render(result)
-    (RESULTS / "export_accuracy.md").write_text(text)
-    print(text)
-    if args.readme is not None:
-        args.readme.write_text(replace_between_markers(args.readme.read_text(), "export-accuracy", text))
+    publish("export_accuracy", result, render(result), args.readme, "export-accuracy")
 
 
 if __name__ == "__main__":

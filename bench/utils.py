@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -97,3 +98,22 @@ def replace_between_markers(text: str, name: str, body: str) -> str:
     if i < 0 or j < i:
         raise ValueError(f"markers {start} … {end} not found")
     return text[: i + len(start)] + "\n" + body + text[j:]
+
+
+def publish(name: str, result: dict[str, Any], text: str, readme: Path | None, marker: str) -> None:
+    """Writes ``bench/results/<name>.{json,md}``, prints the Markdown, and updates the README block.
+
+    Args:
+        name: Result file stem.
+        result: JSON-serialisable record.
+        text: Markdown rendering of ``result``.
+        readme: README to update between ``<!-- marker:start/end -->``, or None.
+        marker: Marker name.
+    """
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (results / f"{name}.md").write_text(text)
+    print(text)
+    if readme is not None:
+        readme.write_text(replace_between_markers(readme.read_text(), marker, text))

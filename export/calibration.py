@@ -17,6 +17,7 @@ ModelOpt's ``calibration_data`` takes; its SHA-256 goes into the export manifest
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import numpy.typing as npt
 
 from cloudlulc_edge.backends.base import TileBatch, graph_inputs
 from cloudlulc_edge.contract import S2_BANDS
-from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.errors import CloudLULCError, ExportError
 from cloudlulc_edge.files import atomic_write, sha256_file
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
@@ -38,6 +39,7 @@ __all__ = ["CLOUD_BINS", "CalibrationSet", "build_calibration_set", "cloud_proxy
 
 _BLUE = S2_BANDS.index("B02")
 _BRIGHT_BLUE = 0.2
+log = logging.getLogger(__name__)
 #: (scene, top, left, inputs) of one candidate tile.
 _Tile = tuple[str, int, int, dict[str, npt.NDArray[np.float32]]]
 #: Upper edges of the cloud-proxy bins.
@@ -138,27 +140,11 @@ def build_calibration_set(
     capacity = max(1, -(-tiles // max(len(pairs), 1)))
     pool: dict[str, list[_Tile]] = defaultdict(list)
     for index, pair in enumerate(pairs):
-        reservoirs: dict[str, list[_Tile]] = defaultdict(list)
-        seen: dict[str, int] = defaultdict(int)
-        rng = np.random.default_rng(index)
-        reader = SceneReader(pair.s2, pair.s1, resolution=resolution)
         try:
-            grid = TileGrid(reader.grid.height, reader.grid.width, tile, overlap)
-            stages: dict[str, float] = defaultdict(float)
-            for batch in iter_tile_batches(reader, grid, 4, stages):
-                if not isinstance(batch, TileBatch):
-                    continue
-                arrays = graph_inputs(batch)
-                for i in range(len(batch)):
-                    name = _bin(cloud_proxy(batch.s2[i], batch.s2_valid[i]))
-                    item = (pair.name, batch.tops[i], batch.lefts[i], {k: v[i].copy() for k, v in arrays.items()})
-                    seen[name] += 1
-                    if len(reservoirs[name]) < capacity:
-                        reservoirs[name].append(item)
-                    elif (j := int(rng.integers(seen[name]))) < capacity:
-                        reservoirs[name][j] = item
-        finally:
-            reader.close()
+            reservoirs = _sample_scene(pair, tile, overlap, resolution, capacity, np.random.default_rng(index))
+        except CloudLULCError as exc:  # one bad scene must not stop the export
+            log.warning("calibration: skipping %s: %s", pair.name, exc)
+            continue
         for name, items in reservoirs.items():
             pool[name].extend(sorted(items, key=lambda t: (t[1], t[2])))
     if not any(pool.values()):
@@ -175,6 +161,36 @@ def build_calibration_set(
         {"scene": scene, "top": top, "left": left, "cloud_bin": name} for name, scene, top, left, _ in chosen
     ]
     return CalibrationSet(arrays, sources)
+
+
+def _sample_scene(
+    pair: Pair, tile: int, overlap: int, resolution: int | None, capacity: int, rng: np.random.Generator
+) -> dict[str, list[_Tile]]:
+    """Reservoir-samples up to ``capacity`` tiles per cloud bin from one scene.
+
+    Raises:
+        CloudLULCError: The scene cannot be read.
+    """
+    reservoirs: dict[str, list[_Tile]] = defaultdict(list)
+    seen: dict[str, int] = defaultdict(int)
+    reader = SceneReader(pair.s2, pair.s1, resolution=resolution)
+    try:
+        grid = TileGrid(reader.grid.height, reader.grid.width, tile, overlap)
+        for batch in iter_tile_batches(reader, grid, 4, defaultdict(float)):
+            if not isinstance(batch, TileBatch):
+                continue
+            arrays = graph_inputs(batch)
+            for i in range(len(batch)):
+                name = _bin(cloud_proxy(batch.s2[i], batch.s2_valid[i]))
+                item = (pair.name, batch.tops[i], batch.lefts[i], {k: v[i].copy() for k, v in arrays.items()})
+                seen[name] += 1
+                if len(reservoirs[name]) < capacity:
+                    reservoirs[name].append(item)
+                elif (j := int(rng.integers(seen[name]))) < capacity:
+                    reservoirs[name][j] = item
+    finally:
+        reader.close()
+    return reservoirs
 
 
 def _interleave_scenes(items: list[_Tile]) -> list[_Tile]:

@@ -76,3 +76,16 @@ def test_cloud_proxy_counts_bright_blue_valid_pixels():
     valid[2:] = False
     assert cloud_proxy(s2, valid) == 1.0
     assert cloud_proxy(s2, np.zeros((4, 4), bool)) == 0.0
+
+
+def test_a_broken_scene_is_skipped_not_fatal(bigearthnet_v1, tmp_path):
+    import shutil
+
+    root = tmp_path / "scenes"
+    shutil.copytree(bigearthnet_v1, root)
+    band = next(root.glob("BigEarthNet-S2-Example/*/*_B02.tif"))
+    band.write_bytes(band.read_bytes()[:200])  # truncated GeoTIFF
+    pairs = pair_products(scan(root).products).pairs
+    cal = build_calibration_set(pairs, tile=64, tiles=12)
+    broken = band.parent.name
+    assert len(cal) > 0 and broken not in {s["scene"] for s in cal.sources}
