@@ -29,14 +29,14 @@ def execution_providers(device: str) -> list[Any]:
 
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if not device.startswith("cuda"):
+    kind, _, number = device.partition(":")
+    if kind != "cuda" or not (number == "" or number.isdigit()):
         raise ExportError(f"unknown onnxruntime device {device!r}; use cpu, cuda or cuda:N")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ExportError(
             "this onnxruntime has no CUDAExecutionProvider; install onnxruntime-gpu instead of onnxruntime"
         )
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": int(number or 0)}), "CPUExecutionProvider"]
 
 
 class OnnxRuntimeBackend:

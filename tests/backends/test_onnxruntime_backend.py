@@ -51,8 +51,10 @@ def test_backend_refuses_other_tile_sizes_and_missing_files(tmp_path):
     assert probs.shape == (2, 6, 32, 32) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
     with pytest.raises(ExportError, match="not found"):
         OnnxRuntimeBackend(tmp_path / "absent.onnx", identity)
-    with pytest.raises(ExportError, match="unknown onnxruntime device"):
-        execution_providers("tpu")
+    for bad in ("tpu", "cuda:x", "cudax"):
+        with pytest.raises(ExportError, match="unknown onnxruntime device"):
+            execution_providers(bad)
+    assert execution_providers("cpu") == ["CPUExecutionProvider"]
 
 
 def test_s2_only_tiles_match_the_models_missing_sar_path(tmp_path):
