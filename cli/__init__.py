@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 
 import typer
+from cloudlulc_edge.cli.deploy import deploy_app
 from cloudlulc_edge.cli.export import export_app
 from cloudlulc_edge.cli.info import info
+from cloudlulc_edge.cli.mapping import map_command, plan_command, run_command
 
 __all__ = ["app", "main"]
 
@@ -20,7 +22,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("info")(info)
+app.command("plan")(plan_command)
+app.command("map")(map_command)
+app.command("run")(run_command)
 app.add_typer(export_app, name="export")
+app.add_typer(deploy_app, name="deploy")
 
 
 @app.callback()

@@ -28,6 +28,7 @@ def info(
     console.print(f"cloudlulc-edge {__version__}  python {platform.python_version()}  torch {torch.__version__}")
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     console.print(f"CUDA device: {cuda}   triton importable: {triton_importable()}   kernel mode: {get_kernel_mode()}")
+    console.print(f"backends: torch {torch.__version__}; {_onnxruntime()}; {_tensorrt()}")
     kernels = Table(title="fused ops")
     kernels.add_column("op")
     kernels.add_column("implementations")
@@ -52,3 +53,20 @@ def info(
             params,
         )
     console.print(table)
+
+
+def _onnxruntime() -> str:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "onnxruntime not installed (export extra)"
+    providers = ", ".join(p.removesuffix("ExecutionProvider") for p in ort.get_available_providers())
+    return f"onnxruntime {ort.__version__} ({providers})"
+
+
+def _tensorrt() -> str:
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return "tensorrt not importable (tensorrt extra / JetPack)"
+    return f"tensorrt {trt.__version__}"

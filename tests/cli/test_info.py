@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 def test_info_lists_variants_and_kernels():
     result = CliRunner().invoke(app, ["info", "--no-models"])
     assert result.exit_code == 0, result.output
-    for text in ("cloudlulc_net", "cloudlulc_edge", "test_tiny", "norm_gate", "kernel mode"):
+    for text in ("cloudlulc_net", "cloudlulc_edge", "test_tiny", "norm_gate", "kernel mode", "onnxruntime", "tensorrt"):
         assert text in result.output
 
 

@@ -1,0 +1,187 @@
+"""``cloudlulc-edge plan``, ``map`` and ``run``: batch mapping of scene directories and plan shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cloudlulc_edge.cli.options import (
+    BackendOpt,
+    BatchSizeOpt,
+    CheckpointOpt,
+    ClassSchemeOpt,
+    DeviceOpt,
+    DryRunOpt,
+    LogFormatOpt,
+    ModelOpt,
+    OverlapOpt,
+    PairWindowOpt,
+    PrecisionOpt,
+    QuietOpt,
+    RequireS1Opt,
+    ResumeOpt,
+    TileOpt,
+    VariantOpt,
+)
+from cloudlulc_edge.cli.progress import RunDisplay, summary_table
+from rich.console import Console
+from rich.table import Table
+
+from cloudlulc_edge.contract import CLASS_SCHEMES
+from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.pairing import Pair, Plan, read_plan, write_plan
+from cloudlulc_edge.pipeline import MapOptions
+from cloudlulc_edge.runner import EXIT_USAGE, BackendSpec, open_backend, parse_shard, plan_directory, run_pairs
+
+__all__ = ["map_command", "plan_command", "run_command"]
+
+_err = Console(stderr=True)
+
+
+def _usage_error(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _plan_table(plan: Plan, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("S2 scene", "S1 products", "Δt days", "S1 cover %"):
+        table.add_column(column)
+    for pair in plan.pairs:
+        dt = "–" if pair.dt_days is None else f"{pair.dt_days:g}"
+        table.add_row(pair.name, str(len(pair.s1)), dt, f"{pair.s1_coverage_pct:g}")
+    return table
+
+
+def plan_command(
+    input_dir: Annotated[Path, typer.Argument(help="Directory of S2/S1 SAFE products or GeoTIFF scenes.")],
+    plan_file: Annotated[Path, typer.Argument(help="Plan JSON to write.")],
+    pair_window: PairWindowOpt = 6.0,
+    require_s1: RequireS1Opt = False,
+) -> None:
+    """Pair the scenes of INPUT_DIR and write the plan (the unit of work for `run --shard`)."""
+    try:
+        plan = plan_directory(input_dir, pair_window, require_s1)
+    except CloudLULCError as exc:
+        raise _usage_error(str(exc)) from exc
+    write_plan(plan, plan_file)
+    Console().print(f"{len(plan.pairs)} pair(s), {len(plan.skipped)} skipped → {plan_file}")
+
+
+def _map_pairs(
+    command: str,
+    pairs: list[Pair],
+    output_dir: Path,
+    spec: BackendSpec,
+    options: MapOptions,
+    shard: tuple[int, int] | None,
+    quiet: bool,
+    log_format: str,
+    plan: Plan,
+) -> None:
+    """Opens the backend, maps ``pairs`` with progress, prints the summary, exits with the run's code."""
+    if log_format not in ("rich", "jsonl"):
+        raise _usage_error(f"--log-format must be rich or jsonl, got {log_format!r}")
+    if options.class_scheme not in CLASS_SCHEMES:
+        raise _usage_error(f"--class-scheme must be one of {', '.join(CLASS_SCHEMES)}, got {options.class_scheme!r}")
+    try:
+        backend = open_backend(spec)
+    except CloudLULCError as exc:
+        raise _usage_error(str(exc)) from exc
+    tile = backend.identity.tile or options.tile
+    if tile != options.tile:
+        options = MapOptions(**{**options.__dict__, "tile": tile})  # graphs and engines fix the tile
+    if options.overlap % 2 or not 0 <= options.overlap < options.tile:
+        raise _usage_error(f"--overlap must be even and smaller than the tile ({options.tile}), got {options.overlap}")
+    display = RunDisplay("quiet" if quiet and log_format == "rich" else log_format, len(pairs))
+    with display.running():
+        report, path = run_pairs(command, pairs, backend, output_dir, options, shard, display.scene, display.tiles,
+                                 plan.skipped)  # fmt: skip
+    counts = report.counts()
+    display.emit("run_end", counts=counts, report=str(path), exit_code=report.exit_code())
+    if log_format == "rich":
+        console = Console()
+        if not quiet:
+            console.print(summary_table(report.scenes, f"{command}: {output_dir}"))
+        console.print(f"{counts.get('done', 0)} done, {counts.get('skipped', 0)} skipped, "
+                      f"{counts.get('failed', 0)} failed, {len(plan.skipped)} input(s) not usable; report {path}")  # fmt: skip
+    raise typer.Exit(report.exit_code())
+
+
+def map_command(
+    input_dir: Annotated[Path, typer.Argument(help="Directory of S2/S1 SAFE products or GeoTIFF scenes.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where the COG maps, STAC items and run reports go.")],
+    checkpoint: CheckpointOpt = None,
+    variant: VariantOpt = "cloudlulc_edge",
+    backend: BackendOpt = "torch",
+    model: ModelOpt = None,
+    precision: PrecisionOpt = "fp32",
+    device: DeviceOpt = "cpu",
+    batch_size: BatchSizeOpt = 4,
+    tile: TileOpt = 512,
+    overlap: OverlapOpt = 64,
+    class_scheme: ClassSchemeOpt = "worldcover",
+    pair_window: PairWindowOpt = 6.0,
+    require_s1: RequireS1Opt = False,
+    resume: ResumeOpt = True,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = "rich",
+) -> None:
+    """Scan INPUT_DIR, pair S2 with S1, and map every pair to OUTPUT_DIR.
+
+    Exit codes: 0 all done or skipped, 3 some scenes failed, 4 every attempted scene failed,
+    2 usage or configuration errors.
+    """
+    try:
+        plan = plan_directory(input_dir, pair_window, require_s1)
+    except CloudLULCError as exc:
+        raise _usage_error(str(exc)) from exc
+    if dry_run:
+        Console().print(_plan_table(plan, f"would map {len(plan.pairs)} pair(s) from {input_dir}"))
+        raise typer.Exit(0)
+    spec = BackendSpec(backend, variant, checkpoint, model, precision, device, tile)  # type: ignore[arg-type]
+    options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume)
+    _map_pairs("map", plan.pairs, output_dir, spec, options, None, quiet, log_format, plan)
+
+
+def run_command(
+    plan_file: Annotated[Path, typer.Argument(help="Plan JSON written by `plan`.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where the maps and run reports go (shared by all shards).")],
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="i/n: map the i-th of n round-robin shards (0-based); auto/n takes i from "
+            "JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID."
+        ),
+    ] = None,
+    checkpoint: CheckpointOpt = None,
+    variant: VariantOpt = "cloudlulc_edge",
+    backend: BackendOpt = "torch",
+    model: ModelOpt = None,
+    precision: PrecisionOpt = "fp32",
+    device: DeviceOpt = "cpu",
+    batch_size: BatchSizeOpt = 4,
+    tile: TileOpt = 512,
+    overlap: OverlapOpt = 64,
+    class_scheme: ClassSchemeOpt = "worldcover",
+    resume: ResumeOpt = True,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = "rich",
+) -> None:
+    """Map the pairs of a plan file, or one shard of them (same exit codes as `map`)."""
+    try:
+        plan = read_plan(plan_file)
+        index_count = parse_shard(shard)
+        pairs = plan.shard(*index_count) if index_count else plan.pairs
+    except CloudLULCError as exc:
+        raise _usage_error(str(exc)) from exc
+    if dry_run:
+        label = f"shard {index_count[0]}/{index_count[1]}" if index_count else "all"
+        Console().print(_plan_table(Plan(pairs), f"would map {len(pairs)} pair(s) ({label}) of {plan_file}"))
+        raise typer.Exit(0)
+    spec = BackendSpec(backend, variant, checkpoint, model, precision, device, tile)  # type: ignore[arg-type]
+    options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume)
+    _map_pairs("run", pairs, output_dir, spec, options, index_count, quiet, log_format, plan)

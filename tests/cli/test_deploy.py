@@ -1,0 +1,91 @@
+"""The shipped Kubernetes Indexed Job and Slurm array run `run --shard auto/N` and cover a plan exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cloudlulc_edge.cli import app
+from typer.testing import CliRunner
+
+from cloudlulc_edge.deploy import ScaleOut, render_k8s_job
+from cloudlulc_edge.errors import CloudLULCError
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
+RUN_ARGS = ["--variant", "test_tiny", "--tile", "64", "--overlap", "16"]
+
+
+@pytest.fixture
+def plan(bigearthnet_v1, tmp_path) -> Path:
+    path = tmp_path / "plan.json"
+    assert CliRunner().invoke(app, ["plan", str(bigearthnet_v1), str(path)]).exit_code == 0
+    return path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the installed console script
+    env.update(extra)
+    return env
+
+
+def _done_scenes(out: Path) -> list[str]:
+    names = []
+    for report in (out / "reports").glob("run-*.json"):
+        names += [s["name"] for s in json.loads(report.read_text())["scenes"] if s["status"] == "done"]
+    return names
+
+
+def test_slurm_array_tasks_cover_the_plan_once(plan, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    extra = [f"--extra={a}" for a in (*RUN_ARGS, "--quiet")]
+    result = CliRunner().invoke(app, ["deploy", "slurm", str(plan), str(out), "--shards", "3", "--device", "cpu",
+                                      "--gpus", "0", *extra])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    script = tmp_path / "job.sbatch"
+    script.write_text(result.output)
+    assert "#SBATCH --array=0-2%3" in result.output
+    assert "--gres" not in result.output
+    for task in range(3):  # what Slurm does: run the script once per array index
+        run = subprocess.run(["bash", str(script)], env=_env(SLURM_ARRAY_TASK_ID=str(task)), capture_output=True,
+                             text=True, timeout=300, check=False)  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+    pairs = {p["name"] for p in json.loads(plan.read_text())["pairs"]}
+    assert sorted(_done_scenes(out)) == sorted(pairs)
+
+
+def test_k8s_indexed_job_pods_cover_the_plan_once(plan, tmp_path):
+    yaml = pytest.importorskip("yaml")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["deploy", "k8s", str(plan), str(out), "--image", "registry/cloudlulc-edge:1",
+                                      "--claim", "scenes", "--shards", "2", "--gpus", "0", "--device", "cpu",
+                                      *[f"--extra={a}" for a in RUN_ARGS]])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = yaml.safe_load(result.output)
+    spec = job["spec"]
+    assert job["kind"] == "Job" and spec["completionMode"] == "Indexed" and spec["completions"] == 2
+    container = spec["template"]["spec"]["containers"][0]
+    assert (
+        container["image"] == "registry/cloudlulc-edge:1" and "nvidia.com/gpu" not in container["resources"]["limits"]
+    )
+    command = container["command"]
+    assert command[:2] == ["cloudlulc-edge", "run"] and "auto/2" in command
+    exe = shutil.which("cloudlulc-edge", path=_env()["PATH"])
+    for index in range(2):  # what the Job controller does: one pod per index
+        run = subprocess.run([exe, *command[1:]], env=_env(JOB_COMPLETION_INDEX=str(index)), capture_output=True,
+                             text=True, timeout=300, check=False)  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(_done_scenes(out)) == sorted(p["name"] for p in json.loads(plan.read_text())["pairs"])
+
+
+def test_gpu_requests_and_bad_sizes():
+    job = ScaleOut("/data/plan.json", "/data/out", shards=4, gpus=2)
+    assert 'nvidia.com/gpu: "2"' in render_k8s_job(job, "img", "claim")
+    with pytest.raises(CloudLULCError):
+        ScaleOut("p", "o", shards=0)
