@@ -55,16 +55,15 @@ def measure(fn: Callable[[], object], cuda: bool, warmup: int, iters: int) -> di
 
 
 def _backends(
-    variant: str, tile: int, max_batch: int, work: Path, cuda: bool
-) -> dict[str, Callable[[dict[str, Any]], object]]:
-    """name → callable(inputs) for every backend available here."""
-    import onnxruntime as ort
+    variant: str, tile: int, max_batch: int, work: Path, cuda: bool, kinds: tuple[str, ...], precisions: tuple[str, ...]
+) -> dict[tuple[str, str], Callable[[dict[str, Any]], object]]:
+    """(backend, precision) → callable(inputs) for the requested backends available here."""
 
     torch.manual_seed(0)
     model = create_model(variant).eval()
     device = "cuda" if cuda else "cpu"
     model_dev = model.to(device)
-    out: dict[str, Callable[[dict[str, Any]], object]] = {}
+    out: dict[tuple[str, str], Callable[[dict[str, Any]], object]] = {}
 
     def torch_call(mode: KernelMode) -> Callable[[dict[str, Any]], object]:
         def call(x: dict[str, Any]) -> object:
@@ -73,13 +72,20 @@ def _backends(
 
         return call
 
-    out["torch eager (reference ops)"] = torch_call("reference")
-    if cuda:
-        out["torch eager + Triton kernels"] = torch_call("triton")
+    if "torch" in kinds:
+        out[("torch eager (reference ops)", "fp32")] = torch_call("reference")
+        if cuda:
+            out[("torch eager + Triton kernels", "fp32")] = torch_call("triton")
+    if "onnxruntime" not in kinds:
+        return out
+    import onnxruntime as ort
+
     fp32 = export_onnx(model.cpu(), work / "fp32.onnx", tile=tile, max_batch=max_batch)
     model.to(device)
-    graphs = {"fp32": fp32, "fp16": convert_fp16(fp32, work / "fp16.onnx")}
-    if not cuda:  # onnxruntime INT8 kernels are CPU kernels; on GPUs INT8 is TensorRT's job
+    graphs = {"fp32": fp32}
+    if "fp16" in precisions:
+        graphs["fp16"] = convert_fp16(fp32, work / "fp16.onnx")
+    if not cuda and "int8" in precisions:  # onnxruntime INT8 kernels are CPU kernels; on GPUs INT8 is TensorRT's job
         from cloudlulc_edge.export.precision import quantize_int8
 
         rng = np.random.default_rng(1)
@@ -89,8 +95,9 @@ def _backends(
     if provider not in ort.get_available_providers():
         return out
     for precision, path in graphs.items():
-        session = ort.InferenceSession(str(path), providers=[provider])
-        out[f"onnxruntime {provider.removesuffix('ExecutionProvider')} {precision}"] = _ort_call(session)
+        if precision in precisions:
+            session = ort.InferenceSession(str(path), providers=[provider])
+            out[(f"onnxruntime {provider.removesuffix('ExecutionProvider')}", precision)] = _ort_call(session)
     return out
 
 
@@ -105,23 +112,72 @@ def _bound(call: Callable[[dict[str, Any]], object], x: dict[str, Any]) -> Calla
     return lambda: call(x)
 
 
-def run(variant: str, tile: int, batches: list[int], warmup: int, iters: int) -> dict[str, Any]:
-    """Times every backend at every batch size; returns the results record."""
+def run(
+    variant: str,
+    tile: int,
+    batches: list[int],
+    warmup: int,
+    iters: int,
+    kinds: tuple[str, ...] = ("torch", "onnxruntime"),
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8"),
+) -> dict[str, Any]:
+    """Times the requested backends at every batch size; returns the results record.
+
+    Args:
+        variant: Model variant (random weights: speed does not depend on them).
+        tile: Tile side.
+        batches: Batch sizes.
+        warmup: Untimed calls before timing.
+        iters: Timed calls.
+        kinds: Backends: ``torch``, ``onnxruntime``.
+        precisions: onnxruntime graphs: ``fp32``, ``fp16``, ``int8`` (CPU only).
+    """
     cuda = torch.cuda.is_available()
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        backends = _backends(variant, tile, max(batches), Path(work), cuda)
+        backends = _backends(variant, tile, max(batches), Path(work), cuda, kinds, precisions)
         for batch in batches:
             rng = np.random.default_rng(batch)
             arrays = {k: rng.random(s, dtype=np.float32) for k, s in input_shapes(batch, tile).items()}
             tensors = {k: torch.from_numpy(v).to("cuda" if cuda else "cpu") for k, v in arrays.items()}
             x = {"numpy": arrays, "torch": tensors}
-            for name, call in backends.items():
+            for (name, precision), call in backends.items():
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
                 stats = measure(_bound(call, x), cuda, warmup, iters)
-                rows.append({"backend": name, "batch": batch, **stats,
-                             "tiles_per_s": round(1000 * batch / stats["p50"], 2)})  # fmt: skip
+                peak = (
+                    round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda and name.startswith("torch") else None
+                )
+                rows.append({"variant": variant, "backend": name, "precision": precision, "batch": batch, **stats,
+                             "tiles_per_s": round(1000 * batch / stats["p50"], 2), "peak_gpu_mib": peak})  # fmt: skip
     return {"environment": environment(), "variant": variant, "tile": tile, "timer": "cuda events" if cuda else
             "CPU wall clock (not GPU performance)", "warmup": warmup, "iters": iters, "rows": rows}  # fmt: skip
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """Bar chart of tiles/s per backend and precision, one group per batch size (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    labels = sorted({(r["backend"], r["precision"]) for r in rows}, key=str)
+    batches = sorted({r["batch"] for r in rows})
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(labels), 1)
+    for i, label in enumerate(labels):
+        values = [next((r["tiles_per_s"] for r in rows if (r["backend"], r["precision"]) == label and r["batch"] == b), 0)
+                  for b in batches]  # fmt: skip
+        ax.bar([j + i * width for j in range(len(batches))], values, width, label=f"{label[0]} {label[1]}")
+    ax.set_xticks([j + width * (len(labels) - 1) / 2 for j in range(len(batches))], [f"batch {b}" for b in batches])
+    ax.set_ylabel("tiles/s")
+    ax.set_title(f"{result['variant']}, {result['tile']}² tiles ({result['timer']})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def render(result: dict[str, Any]) -> str:
@@ -130,8 +186,10 @@ def render(result: dict[str, Any]) -> str:
     where = env.get("gpu") or f"CPU only: {env['cpu']}, {env['cpu_cores']} cores"
     head = (f"`{result['variant']}`, {result['tile']}² tiles, {where}, {result['timer']}, "
             f"{result['warmup']} warm-up + {result['iters']} timed calls, {env['date'][:10]}.\n\n")  # fmt: skip
-    columns = [("backend", "backend"), ("batch", "batch"), ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"),
-               ("tiles_per_s", "tiles/s")]  # fmt: skip
+    columns = [("backend", "backend"), ("precision", "precision"), ("batch", "batch"), ("p50", "p50 ms"),
+               ("p90", "p90 ms"), ("p99", "p99 ms"), ("tiles_per_s", "tiles/s")]  # fmt: skip
+    if any(r.get("peak_gpu_mib") is not None for r in result["rows"]):
+        columns.append(("peak_gpu_mib", "peak GPU MiB"))
     return head + markdown_table(result["rows"], columns)
 
 
@@ -146,7 +204,8 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, default=None)
     args = parser.parse_args()
     result = run(args.variant, args.tile, args.batch or [1, 8], args.warmup, args.iters)
-    publish("backends", result, render(result), args.readme, "backends")
+    publish("bench_model", result, render(result), args.readme, "backends")
+    plot(result, Path(__file__).parent / "results" / "bench_model.png")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from cloudlulc_edge.bench.utils import environment, markdown_table, proc_field, replace_between_markers
+from cloudlulc_edge.bench.utils import environment, markdown_table, proc_field, publish
 from rasterio.windows import Window
 
 RESULTS = Path(__file__).parent / "results"
@@ -122,38 +122,78 @@ def main(argv: list[str] | None = None) -> None:
         out = run_one(args.run_one, args.workdir / "out", args.model, args.overlap, args.batch_size)
         print(json.dumps(out))
         return
+    result = run_sizes(args.workdir, args.sizes, args.model, args.overlap, args.batch_size)
+    text = render(result)
+    plot(result, RESULTS / "map_scene.png")
+    publish("map_scene", result, text, args.readme, "map-scene")
+
+
+def run_sizes(workdir: Path, sizes: list[int], model: str, overlap: int, batch_size: int) -> dict[str, Any]:
+    """Maps a synthetic scene of each size in a fresh process; returns rows with scenes/hour and I/O overlap."""
     rows = []
-    for size in args.sizes:
+    for size in sizes:
         t0 = time.perf_counter()
-        scene = make_scene(args.workdir, size)
+        scene = make_scene(workdir, size)
         print(f"scene {size}: generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         cmd = [sys.executable, "-m", "cloudlulc_edge.bench.map_scene", "--run-one", str(scene), "--workdir",
-               str(args.workdir / f"run_{size}"), "--model", args.model, "--overlap", str(args.overlap),
-               "--batch-size", str(args.batch_size)]  # fmt: skip
+               str(workdir / f"run_{size}"), "--model", model, "--overlap", str(overlap),
+               "--batch-size", str(batch_size)]  # fmt: skip
         res = json.loads(
             subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         )
         res["size"] = size
+        res["scenes_per_hour"] = round(3600.0 / res["wall_s"], 2)
+        # Stage seconds summed over threads ÷ wall: > 1 means reading overlapped inference.
+        busy = sum(res["stages"].get(k, 0.0) for k in ("read", "predict", "blend_write", "finalize"))
+        res["io_overlap"] = round(busy / res["wall_s"], 2)
         rows.append(res)
         print(json.dumps(res), file=sys.stderr)
-    env = environment()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "map_scene.json").write_text(json.dumps({"environment": env, "date": datetime.now().isoformat(),
-                                                         "results": rows}, indent=2))  # fmt: skip
+    return {"environment": environment(), "date": datetime.now().isoformat(), "model": model, "overlap": overlap,
+            "batch_size": batch_size, "results": rows}  # fmt: skip
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown table and note."""
+    rows, env = result["results"], result["environment"]
     table = markdown_table(
         [{"scene": f"{r['size']}²", "tiles": f"{r['tiles']} ({r['tiles_skipped']} skipped)", "wall": f"{r['wall_s']:.1f}",
           **{k: f"{r['stages'].get(k, 0):.1f}" for k in ("read", "predict", "blend_write", "finalize")},
+          "sph": f"{r.get('scenes_per_hour', 3600 / r['wall_s']):.1f}", "overlap": f"{r.get('io_overlap', 0):.2f}",
           "rss": f"{r['peak_rss_mib']:.0f}"} for r in rows],
         [("scene", "scene (10 m px)"), ("tiles", "tiles"), ("wall", "wall s"), ("read", "read s (thread)"),
          ("predict", "predict s"), ("blend_write", "blend+write s"), ("finalize", "COG+STAC s"),
-         ("rss", "peak RSS MiB")],
+         ("sph", "scenes/hour"), ("overlap", "stage-s / wall (>1: I/O overlaps)"), ("rss", "peak RSS MiB")],
     )  # fmt: skip
-    note = (f"\n\n{args.model} on CPU ({env.get('cpu', '?')}, {env.get('torch_threads', '?')} torch threads), tile 512, overlap "
-            f"{args.overlap}, batch {args.batch_size}; read runs in a producer thread concurrently with predict.\n")  # fmt: skip
-    (RESULTS / "map_scene.md").write_text(table + note)
-    print(table + note)
-    if args.readme is not None:
-        args.readme.write_text(replace_between_markers(args.readme.read_text(), "map-scene", table + note))
+    note = (f"\n\n{result['model']} on CPU ({env.get('cpu', '?')}, {env.get('torch_threads', '?')} torch threads), tile "
+            f"512, overlap {result['overlap']}, batch {result['batch_size']}; read runs in a producer thread "
+            "concurrently with predict.\n")  # fmt: skip
+    return table + note
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """Stacked stage seconds per scene size (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["results"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bottom = [0.0] * len(rows)
+    labels = [f"{r['size']}²" for r in rows]
+    for stage in ("open", "read", "predict", "blend_write", "finalize"):
+        values = [r["stages"].get(stage, 0.0) for r in rows]
+        ax.bar(labels, values, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.plot(labels, [r["wall_s"] for r in rows], "k_", markersize=40, label="wall")
+    ax.set_ylabel("seconds (stage sums; read is concurrent)")
+    ax.set_title(f"{result['model']}: full-scene mapping")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cloudlulc_edge.version import __version__
+from cloudlulc_edge.version import __version__, package_versions
 
 __all__ = ["environment", "markdown_table", "proc_field", "replace_between_markers"]
 
@@ -57,7 +59,21 @@ def environment() -> dict[str, Any]:
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
         env["cuda_version"] = torch.version.cuda
+        env["driver"] = _command_output(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
+    env["packages"] = package_versions(("triton", "onnx", "onnxruntime", "onnxruntime-gpu", "nvidia-modelopt",
+                                         "tensorrt", "rasterio"))  # fmt: skip
+    power = _command_output(["nvpmodel", "-q"])  # Jetson only
+    if power:
+        env["jetson_power_mode"] = power.splitlines()[0]
     return env
+
+
+def _command_output(cmd: list[str]) -> str:
+    """stdout of a command, or ``""`` when it is missing or fails."""
+    if shutil.which(cmd[0]) is None:
+        return ""
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=10)
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def cuda_event_ms(fn: Callable[[], object]) -> float:
@@ -100,8 +116,10 @@ def replace_between_markers(text: str, name: str, body: str) -> str:
     return text[: i + len(start)] + "\n" + body + text[j:]
 
 
-def publish(name: str, result: dict[str, Any], text: str, readme: Path | None, marker: str) -> None:
-    """Writes ``bench/results/<name>.{json,md}``, prints the Markdown, and updates the README block.
+def publish(
+    name: str, result: dict[str, Any], text: str, readme: Path | None, marker: str, results: Path | None = None
+) -> Path:
+    """Writes ``<results>/<name>.{json,md}``, prints the Markdown, and updates the README block.
 
     Args:
         name: Result file stem.
@@ -109,11 +127,16 @@ def publish(name: str, result: dict[str, Any], text: str, readme: Path | None, m
         text: Markdown rendering of ``result``.
         readme: README to update between ``<!-- marker:start/end -->``, or None.
         marker: Marker name.
+        results: Output folder (default: ``bench/results`` beside this module).
+
+    Returns:
+        The JSON path.
     """
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
+    results = results or Path(__file__).parent / "results"
+    results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (results / f"{name}.md").write_text(text)
     print(text)
     if readme is not None:
         readme.write_text(replace_between_markers(readme.read_text(), marker, text))
+    return results / f"{name}.json"

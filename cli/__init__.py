@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import typer
+from cloudlulc_edge.cli.bench import bench_app
 from cloudlulc_edge.cli.deploy import deploy_app
 from cloudlulc_edge.cli.export import export_app
 from cloudlulc_edge.cli.info import info
@@ -27,6 +28,7 @@ app.command("map")(map_command)
 app.command("run")(run_command)
 app.add_typer(export_app, name="export")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(bench_app, name="bench")
 
 
 @app.callback()

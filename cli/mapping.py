@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +33,16 @@ from cloudlulc_edge.contract import CLASS_SCHEMES
 from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.pairing import Pair, Plan, read_plan, write_plan
 from cloudlulc_edge.pipeline import MapOptions
-from cloudlulc_edge.runner import EXIT_USAGE, BackendSpec, open_backend, parse_shard, plan_directory, run_pairs
+from cloudlulc_edge.runner import (
+    EXIT_USAGE,
+    BackendSpec,
+    RunReport,
+    open_backend,
+    parse_shard,
+    plan_directory,
+    record_run,
+    run_pairs,
+)
 
 __all__ = ["map_command", "plan_command", "run_command"]
 
@@ -79,12 +89,17 @@ def _map_pairs(
     quiet: bool,
     log_format: str,
     plan: Plan,
+    ray: RaySettings | None = None,
 ) -> None:
     """Opens the backend, maps ``pairs`` with progress, prints the summary, exits with the run's code."""
     if log_format not in ("rich", "jsonl"):
         raise _usage_error(f"--log-format must be rich or jsonl, got {log_format!r}")
     if options.class_scheme not in CLASS_SCHEMES:
         raise _usage_error(f"--class-scheme must be one of {', '.join(CLASS_SCHEMES)}, got {options.class_scheme!r}")
+    if options.overlap % 2 or not 0 <= options.overlap < options.tile:
+        raise _usage_error(f"--overlap must be even and smaller than the tile ({options.tile}), got {options.overlap}")
+    if ray is not None:
+        _map_on_ray(command, pairs, output_dir, spec, options, shard, quiet, log_format, plan, ray)
     try:
         backend = open_backend(spec)
     except CloudLULCError as exc:
@@ -98,6 +113,43 @@ def _map_pairs(
     with display.running():
         report, path = run_pairs(command, pairs, backend, output_dir, options, shard, display.scene, display.tiles,
                                  plan.skipped)  # fmt: skip
+    _finish(command, report, path, output_dir, quiet, log_format, plan, display)
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """``--executor ray`` settings: actors, GPUs per actor, cluster address."""
+
+    actors: int
+    gpus_per_actor: float
+    address: str | None
+
+
+def _map_on_ray(
+    command: str, pairs: list[Pair], output_dir: Path, spec: BackendSpec, options: MapOptions,
+    shard: tuple[int, int] | None, quiet: bool, log_format: str, plan: Plan, ray: RaySettings,
+) -> None:  # fmt: skip
+    """Maps ``pairs`` on Ray actors (each opens the backend), reports and exits like a local run."""
+    from cloudlulc_edge.ray_executor import map_with_ray
+
+    display = RunDisplay("quiet" if quiet and log_format == "rich" else log_format, len(pairs))
+    info = {"kind": spec.kind, "executor": "ray", "actors": ray.actors, "gpus_per_actor": ray.gpus_per_actor,
+            "model": {"variant": spec.variant, "checkpoint": str(spec.checkpoint), "model": str(spec.model)}}  # fmt: skip
+    try:
+        with display.running():
+            report, path = record_run(command, info, output_dir, options, shard, plan.skipped,
+                                      lambda: map_with_ray(pairs, spec, output_dir, options, ray.actors,
+                                                           ray.gpus_per_actor, ray.address, display.scene))  # fmt: skip
+    except CloudLULCError as exc:
+        raise _usage_error(str(exc)) from exc
+    _finish(command, report, path, output_dir, quiet, log_format, plan, display)
+
+
+def _finish(
+    command: str, report: RunReport, path: Path, output_dir: Path, quiet: bool, log_format: str, plan: Plan,
+    display: RunDisplay,
+) -> None:  # fmt: skip
+    """Prints the summary (or the final JSON line) and exits with the run's code."""
     counts = report.counts()
     display.emit("run_end", counts=counts, report=str(path), exit_code=report.exit_code())
     if log_format == "rich":
@@ -170,8 +222,16 @@ def run_command(
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "rich",
+    executor: Annotated[str, typer.Option(help="local, or ray (scenes as tasks on model-holding actors).")] = "local",
+    ray_actors: Annotated[int, typer.Option(min=1, help="Ray: actors (one model each).")] = 1,
+    ray_gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per actor (1 = one per GPU).")] = 0.0,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray: cluster address (default: local or RAY_ADDRESS).")
+    ] = None,
 ) -> None:
     """Map the pairs of a plan file, or one shard of them (same exit codes as `map`)."""
+    if executor not in ("local", "ray"):
+        raise _usage_error(f"--executor must be local or ray, got {executor!r}")
     try:
         plan = read_plan(plan_file)
         index_count = parse_shard(shard)
@@ -184,4 +244,5 @@ def run_command(
         raise typer.Exit(0)
     spec = BackendSpec(backend, variant, checkpoint, model, precision, device, tile)  # type: ignore[arg-type]
     options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume)
-    _map_pairs("run", pairs, output_dir, spec, options, index_count, quiet, log_format, plan)
+    ray = RaySettings(ray_actors, ray_gpus_per_actor, ray_address) if executor == "ray" else None
+    _map_pairs("run", pairs, output_dir, spec, options, index_count, quiet, log_format, plan, ray)

@@ -40,6 +40,7 @@ __all__ = [
     "open_backend",
     "parse_shard",
     "plan_directory",
+    "record_run",
     "run_pairs",
 ]
 
@@ -248,7 +249,7 @@ def run_pairs(
     on_tiles: Callable[[str, int, int], None] | None = None,
     inputs_skipped: Sequence[Skipped] = (),
 ) -> tuple[RunReport, Path]:
-    """Maps ``pairs`` (already sharded) and writes the run report under ``output_dir/reports``.
+    """Maps ``pairs`` (already sharded) here and writes the run report under ``output_dir/reports``.
 
     Args:
         command: Name recorded in the report.
@@ -264,10 +265,29 @@ def run_pairs(
     Returns:
         ``(report, report path)``.
     """
-    ident = backend.identity
-    report = RunReport(command, _now(), shard=list(shard) if shard else None,
-                       backend={"kind": type(backend).__name__, "model": asdict(ident)},
+    info = {"kind": type(backend).__name__, "executor": "local", "model": asdict(backend.identity)}
+    return record_run(
+        command, info, output_dir, options, shard, inputs_skipped,
+        lambda: map_plan(pairs, backend, output_dir, options, on_scene=on_scene, on_tiles=on_tiles),
+    )  # fmt: skip
+
+
+def record_run(
+    command: str,
+    backend_info: dict[str, Any],
+    output_dir: Path,
+    options: MapOptions,
+    shard: tuple[int, int] | None,
+    inputs_skipped: Sequence[Skipped],
+    execute: Callable[[], list[SceneReport]],
+) -> tuple[RunReport, Path]:
+    """Runs ``execute`` (any executor returning scene reports) and writes its run report.
+
+    Returns:
+        ``(report, report path)``.
+    """
+    report = RunReport(command, _now(), shard=list(shard) if shard else None, backend=backend_info,
                        options=asdict(options), inputs_skipped=[asdict(s) for s in inputs_skipped])  # fmt: skip
-    report.scenes = map_plan(pairs, backend, output_dir, options, on_scene=on_scene, on_tiles=on_tiles)
+    report.scenes = execute()
     report.finished = _now()
     return report, report.write(output_dir)

@@ -39,7 +39,7 @@ from cloudlulc_edge.contract import NUM_CLASSES
 from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.files import atomic_write, sha256_file
 from cloudlulc_edge.models.spectral import SpectralImpl
-from cloudlulc_edge.version import __version__
+from cloudlulc_edge.version import __version__, package_versions
 
 __all__ = ["MANIFEST_FILE", "TOLERANCES", "ExportOptions", "compare_logits", "export_model", "read_manifest"]
 
@@ -135,18 +135,6 @@ def _num_classes(model: nn.Module) -> int:
     return int(getattr(config, "num_classes", NUM_CLASSES))
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("torch", "onnx", "onnxscript", "onnxruntime", "nvidia-modelopt", "triton"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def export_model(
     model: nn.Module,
     identity: ModelIdentity,
@@ -198,7 +186,7 @@ def export_model(
         "inputs": {k: list(v) for k, v in input_shapes(-1, options.tile).items()},
         "outputs": {"logits": [-1, _num_classes(model), options.tile, options.tile]},
         "tolerances": TOLERANCES,
-        "versions": _versions(),
+        "versions": package_versions(("torch", "onnx", "onnxscript", "onnxruntime", "nvidia-modelopt", "triton")),
     }
     calib_inputs = None
     if calibration is not None and len(calibration):
