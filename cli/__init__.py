@@ -10,6 +10,7 @@ import os
 import typer
 from cloudlulc_edge.cli.bench import bench_app
 from cloudlulc_edge.cli.deploy import deploy_app
+from cloudlulc_edge.cli.engine import engine_app
 from cloudlulc_edge.cli.export import export_app
 from cloudlulc_edge.cli.info import info
 from cloudlulc_edge.cli.mapping import map_command, plan_command, run_command
@@ -27,6 +28,7 @@ app.command("plan")(plan_command)
 app.command("map")(map_command)
 app.command("run")(run_command)
 app.add_typer(export_app, name="export")
+app.add_typer(engine_app, name="engine")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(bench_app, name="bench")
 

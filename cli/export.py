@@ -7,6 +7,7 @@ from typing import Annotated
 
 import torch
 import typer
+from cloudlulc_edge.cli.options import usage_error
 from rich.console import Console
 from rich.table import Table
 
@@ -17,7 +18,7 @@ from cloudlulc_edge.models.checkpoint import load_checkpoint
 
 __all__ = ["export_app", "load_model"]
 
-export_app = typer.Typer(help="Export ONNX (standard/plugin, FP32/FP16/INT8) and build TensorRT engines.",
+export_app = typer.Typer(help="Export ONNX (standard/plugin, FP32/FP16/INT8), plugin PTX and a manifest.",
                          no_args_is_help=True)  # fmt: skip
 _console = Console(stderr=True)
 
@@ -35,11 +36,6 @@ def load_model(variant: str, checkpoint: Path | None, tile: int) -> tuple[torch.
     if variant not in list_models():
         raise typer.BadParameter(f"unknown variant {variant!r}; one of {', '.join(list_models())}")
     return create_model(variant).eval(), ModelIdentity(variant, "untrained", "untrained", tile)
-
-
-def _fail(exc: CloudLULCError) -> None:
-    _console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(2)
 
 
 @export_app.command("onnx")
@@ -81,7 +77,7 @@ def export_onnx_command(
                                 spectral=spectral, calibration_method=method)  # type: ignore[arg-type]  # fmt: skip
         manifest = export_model(model, identity, out_dir, options, calibration)
     except CloudLULCError as exc:
-        _fail(exc)
+        raise usage_error(str(exc)) from exc
     table = Table(title=f"{out_dir} ({identity.name}, tile {tile})")
     for column in ("file", "flavour", "precision", "MB", "Q/DQ", "vs reference"):
         table.add_column(column)
@@ -91,32 +87,3 @@ def export_onnx_command(
         table.add_row(art["file"], art["flavour"], art["precision"], f"{art['bytes'] / 1e6:.1f}",
                       str(art["qdq_pairs"]), note)  # fmt: skip
     Console().print(table)
-
-
-@export_app.command("build-engine")
-def build_engine_command(
-    export_dir: Annotated[Path, typer.Argument(help="Directory written by `export onnx`.")],
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp16",
-    flavour: Annotated[str, typer.Option(help="standard, or plugin (TensorRT ≥ 10.8).")] = "standard",
-    mode: Annotated[list[str] | None, typer.Option(help="latency, throughput or dla (repeatable).")] = None,
-    batch: Annotated[int, typer.Option(help="Throughput opt batch / static DLA batch.")] = 8,
-    max_batch: Annotated[int, typer.Option(help="Throughput max batch.")] = 16,
-    workspace_mib: Annotated[int, typer.Option(help="Workspace cap in MiB (small on Jetson).")] = 1024,
-    dla_core: Annotated[int | None, typer.Option(help="Build for this DLA core (AGX Orin).")] = None,
-    version_compatible: Annotated[bool, typer.Option(help="Version-compatible engine.")] = False,
-    engines: Annotated[Path | None, typer.Option(help="Engine store (default EXPORT_DIR/engines).")] = None,
-) -> None:
-    """Build a TensorRT engine for this machine from an export (needs the tensorrt extra and a GPU)."""
-    from cloudlulc_edge.export.bundle import read_manifest
-    from cloudlulc_edge.export.engine_builder import EngineBuildOptions, build_engine
-
-    try:
-        manifest = read_manifest(export_dir)
-        name = "model_plugin_fp32.onnx" if flavour == "plugin" else f"model_{precision}.onnx"
-        options = EngineBuildOptions(tuple(mode or ["throughput"]), batch, max_batch, workspace_mib, dla_core=dla_core,
-                                     version_compatible=version_compatible)  # fmt: skip
-        artifact = build_engine(export_dir / name, engines or export_dir / "engines", int(manifest["tile"]), precision,
-                                flavour, options, export_dir / "plugins")  # fmt: skip
-    except CloudLULCError as exc:
-        _fail(exc)
-    Console().print(f"engine {artifact.engine} (key {artifact.key.digest()}, built in {artifact.build_s:.1f} s)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import platform
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -22,8 +24,9 @@ def info(
     models: Annotated[
         bool, typer.Option("--models/--no-models", help="Build each variant and count its parameters.")
     ] = True,
+    checkpoint: Annotated[Path | None, typer.Option(help="Also print this checkpoint's model card.")] = None,
 ) -> None:
-    """Print versions, devices, kernel dispatch and the registered model variants."""
+    """Print versions, devices, backends, kernel dispatch, the registered variants and a model card."""
     console = Console()
     console.print(f"cloudlulc-edge {__version__}  python {platform.python_version()}  torch {torch.__version__}")
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
@@ -53,6 +56,17 @@ def info(
             params,
         )
     console.print(table)
+    if checkpoint is not None:
+        from cloudlulc_edge.cli.options import usage_error
+
+        from cloudlulc_edge.errors import CloudLULCError
+        from cloudlulc_edge.models.checkpoint import read_card
+
+        try:
+            card = read_card(checkpoint)
+        except CloudLULCError as exc:
+            raise usage_error(str(exc)) from exc
+        console.print_json(json.dumps(card.to_dict(), default=str))
 
 
 def _onnxruntime() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +24,7 @@ from cloudlulc_edge.cli.options import (
     ResumeOpt,
     TileOpt,
     VariantOpt,
+    usage_error,
 )
 from cloudlulc_edge.cli.progress import RunDisplay, summary_table
 from rich.console import Console
@@ -34,7 +35,6 @@ from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.pairing import Pair, Plan, read_plan, write_plan
 from cloudlulc_edge.pipeline import MapOptions
 from cloudlulc_edge.runner import (
-    EXIT_USAGE,
     BackendSpec,
     RunReport,
     open_backend,
@@ -45,13 +45,6 @@ from cloudlulc_edge.runner import (
 )
 
 __all__ = ["map_command", "plan_command", "run_command"]
-
-_err = Console(stderr=True)
-
-
-def _usage_error(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(EXIT_USAGE)
 
 
 def _plan_table(plan: Plan, title: str) -> Table:
@@ -74,9 +67,14 @@ def plan_command(
     try:
         plan = plan_directory(input_dir, pair_window, require_s1)
     except CloudLULCError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise usage_error(str(exc)) from exc
     write_plan(plan, plan_file)
     Console().print(f"{len(plan.pairs)} pair(s), {len(plan.skipped)} skipped → {plan_file}")
+
+
+def _check_overlap(options: MapOptions) -> None:
+    if options.overlap % 2 or not 0 <= options.overlap < options.tile:
+        raise usage_error(f"--overlap must be even and smaller than the tile ({options.tile}), got {options.overlap}")
 
 
 def _map_pairs(
@@ -93,22 +91,20 @@ def _map_pairs(
 ) -> None:
     """Opens the backend, maps ``pairs`` with progress, prints the summary, exits with the run's code."""
     if log_format not in ("rich", "jsonl"):
-        raise _usage_error(f"--log-format must be rich or jsonl, got {log_format!r}")
+        raise usage_error(f"--log-format must be rich or jsonl, got {log_format!r}")
     if options.class_scheme not in CLASS_SCHEMES:
-        raise _usage_error(f"--class-scheme must be one of {', '.join(CLASS_SCHEMES)}, got {options.class_scheme!r}")
-    if options.overlap % 2 or not 0 <= options.overlap < options.tile:
-        raise _usage_error(f"--overlap must be even and smaller than the tile ({options.tile}), got {options.overlap}")
+        raise usage_error(f"--class-scheme must be one of {', '.join(CLASS_SCHEMES)}, got {options.class_scheme!r}")
+    _check_overlap(options)
     if ray is not None:
         _map_on_ray(command, pairs, output_dir, spec, options, shard, quiet, log_format, plan, ray)
     try:
         backend = open_backend(spec)
     except CloudLULCError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise usage_error(str(exc)) from exc
     tile = backend.identity.tile or options.tile
     if tile != options.tile:
-        options = MapOptions(**{**options.__dict__, "tile": tile})  # graphs and engines fix the tile
-    if options.overlap % 2 or not 0 <= options.overlap < options.tile:
-        raise _usage_error(f"--overlap must be even and smaller than the tile ({options.tile}), got {options.overlap}")
+        options = replace(options, tile=tile)  # graphs and engines fix the tile
+    _check_overlap(options)
     display = RunDisplay("quiet" if quiet and log_format == "rich" else log_format, len(pairs))
     with display.running():
         report, path = run_pairs(command, pairs, backend, output_dir, options, shard, display.scene, display.tiles,
@@ -141,7 +137,7 @@ def _map_on_ray(
                                       lambda: map_with_ray(pairs, spec, output_dir, options, ray.actors,
                                                            ray.gpus_per_actor, ray.address, display.scene))  # fmt: skip
     except CloudLULCError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise usage_error(str(exc)) from exc
     _finish(command, report, path, output_dir, quiet, log_format, plan, display)
 
 
@@ -189,7 +185,7 @@ def map_command(
     try:
         plan = plan_directory(input_dir, pair_window, require_s1)
     except CloudLULCError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise usage_error(str(exc)) from exc
     if dry_run:
         Console().print(_plan_table(plan, f"would map {len(plan.pairs)} pair(s) from {input_dir}"))
         raise typer.Exit(0)
@@ -231,13 +227,13 @@ def run_command(
 ) -> None:
     """Map the pairs of a plan file, or one shard of them (same exit codes as `map`)."""
     if executor not in ("local", "ray"):
-        raise _usage_error(f"--executor must be local or ray, got {executor!r}")
+        raise usage_error(f"--executor must be local or ray, got {executor!r}")
     try:
         plan = read_plan(plan_file)
         index_count = parse_shard(shard)
         pairs = plan.shard(*index_count) if index_count else plan.pairs
     except CloudLULCError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise usage_error(str(exc)) from exc
     if dry_run:
         label = f"shard {index_count[0]}/{index_count[1]}" if index_count else "all"
         Console().print(_plan_table(Plan(pairs), f"would map {len(pairs)} pair(s) ({label}) of {plan_file}"))

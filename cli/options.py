@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 __all__ = [
     "BackendOpt",
@@ -24,6 +25,7 @@ __all__ = [
     "ResumeOpt",
     "TileOpt",
     "VariantOpt",
+    "usage_error",
 ]
 
 CheckpointOpt = Annotated[
@@ -50,3 +52,9 @@ LogFormatOpt = Annotated[
     str,
     typer.Option(help="rich (progress bars) or jsonl (one JSON object per event on stdout, for unattended stations)."),
 ]
+
+
+def usage_error(message: str) -> typer.Exit:
+    """Prints ``error: message`` to stderr and returns the usage-error exit (code 2) to raise."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)

@@ -128,9 +128,7 @@ def check_engine_key(stored: EngineKey, running: SystemIdentity, onnx_sha256: st
     if problems:
         raise EngineCompatibilityError(
             "engine was built for another system and is refused (engines are executable; never load a "
-            "mismatching plan): "
-            + "; ".join(problems)
-            + ". Rebuild it here with `cloudlulc-edge export build-engine`.",
+            "mismatching plan): " + "; ".join(problems) + ". Rebuild it here with `cloudlulc-edge engine build`.",
             path,
         )
 

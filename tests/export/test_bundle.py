@@ -84,7 +84,7 @@ def test_altered_artifacts_and_missing_manifest_are_refused(exported, tmp_path):
 
 def test_cli_failures_exit_non_zero_with_the_reason(exported, tmp_path):
     out, _ = exported
-    result = CliRunner().invoke(app, ["export", "build-engine", str(out), "--precision", "int8"])
+    result = CliRunner().invoke(app, ["engine", "build", str(out), "--precision", "int8"])
     assert result.exit_code == 2
     assert "TensorRT is not importable" in result.output or "tensorrt" in result.output.lower()
     result = CliRunner().invoke(app, ["export", "onnx", str(tmp_path / "x"), "--variant", "nope"])
