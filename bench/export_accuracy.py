@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from cloudlulc_edge.bench.utils import environment, markdown_table, publish
 from cloudlulc_edge.export.bundle import TOLERANCES, ExportOptions, export_model
 from cloudlulc_edge.export.calibration import build_calibration_set
@@ -35,22 +34,10 @@ from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import pair_products
 from cloudlulc_edge.pipeline import iter_tile_batches
 from cloudlulc_edge.tiling import TileGrid
+from cloudlulc_edge.training.metrics import ConfusionMatrix, segmentation_metrics
 
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def confusion(reference: npt.NDArray[np.int64], other: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
-    """(k, k) confusion matrix, rows = reference class, columns = other class."""
-    return np.bincount(reference * k + other, minlength=k * k).reshape(k, k)
-
-
-def miou(matrix: npt.NDArray[np.int64]) -> float:
-    """Mean IoU over the classes present in either map (rows or columns of ``matrix``)."""
-    tp = np.diag(matrix).astype(np.float64)
-    union = matrix.sum(0) + matrix.sum(1) - tp
-    present = union > 0
-    return float((tp[present] / union[present]).mean()) if present.any() else 1.0
 
 
 def _evaluation_batches(scene_dir: Path, tile: int, resolution: int | None) -> list[tuple[str, TileBatch]]:
@@ -82,7 +69,7 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
                 for p in PRECISIONS}  # fmt: skip
     batches = _evaluation_batches(evaluate, tile, resolution)
     k = NUM_CLASSES
-    matrices = {p: np.zeros((k, k), np.int64) for p in PRECISIONS}
+    matrices = {p: ConfusionMatrix(k) for p in PRECISIONS}
     max_abs = dict.fromkeys(PRECISIONS, 0.0)
     seconds = dict.fromkeys(PRECISIONS, 0.0)
     tiles = 0
@@ -96,19 +83,19 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
         valid = batch.s2_valid
         reference = logits["fp32"].argmax(1)[valid]
         for p in PRECISIONS:
-            matrices[p] += confusion(reference, logits[p].argmax(1)[valid], k)
+            matrices[p].update(logits[p].argmax(1)[valid], reference)
             max_abs[p] = max(max_abs[p], float(np.abs(logits[p] - logits["fp32"]).max()))
         tiles += len(batch)
     trained = manifest["model"]["version"] != "untrained"
     rows = []
     for p in PRECISIONS:
-        m = matrices[p]
+        scores = segmentation_metrics(matrices[p].matrix)
         gate = TOLERANCES.get(p, {}).get("argmax_agreement")
-        agreement = float(np.trace(m) / m.sum()) if m.sum() else float("nan")
+        agreement = scores["oa"] if scores["oa"] is not None else float("nan")
         rows.append({
             "precision": p,
             "agreement_pct": round(100 * agreement, 3),
-            "miou_vs_fp32": round(miou(m), 4),
+            "miou_vs_fp32": round(scores["miou"] or 0.0, 4),
             "max_abs_logits": round(max_abs[p], 4),
             "gate_pct": "-" if gate is None else round(100 * gate, 1),
             "passes": "-" if gate is None else ("yes" if agreement >= gate else "no") if trained else "n/a (untrained)",
@@ -126,7 +113,7 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
         "evaluation": {
             "scenes": sorted({name for name, _ in batches}),
             "tiles": tiles,
-            "valid_pixels": int(matrices["fp32"].sum()),
+            "valid_pixels": int(matrices["fp32"].matrix.sum()),
         },
         "export_s": round(export_s, 1),
         "rows": rows,
