@@ -1,0 +1,150 @@
+"""Training configuration: a TOML file plus ``key=value`` overrides; defaults are `model.md` §11's recipe.
+
+    [train]
+    data_root = "/data/CloudLULC-Set"
+    variant = "cloudlulc_net"
+    epochs = 42
+    [model]            # optional CloudLULCNetConfig overrides
+    order = 3
+
+Overrides use the same keys (``epochs=3``, ``model.order=3``); values are parsed as JSON when they
+parse (numbers, booleans, lists), as text otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cloudlulc_edge.errors import CloudLULCError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+__all__ = ["ConfigError", "TrainConfig", "load_config"]
+
+
+class ConfigError(CloudLULCError):
+    """A training configuration file or override is malformed."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (recorded in every checkpoint).
+
+    Attributes:
+        data_root: CloudLULC-Set root.
+        output_dir: Run folder (``last/`` training state, ``best/`` checkpoint, ``log.jsonl``).
+        variant: Registered model variant.
+        model: CloudLULCNetConfig overrides.
+        label_scheme: See `cloudlulc_edge.data.LABEL_SCHEMES`.
+        s2_offset: DN offset of the optical files.
+        s1_units: ``db`` or ``linear``.
+        epochs: Epochs.
+        batch_size: Samples per step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        warmup_iters: Linear warm-up steps.
+        schedule: ``poly`` or ``cosine`` decay after warm-up.
+        poly_power: Power of the poly decay.
+        amp: ``none``, ``bf16`` or ``fp16`` (fp16 needs CUDA); the FFT stays fp32 in the model.
+        grad_clip: Max gradient norm (0: off).
+        anchor_weight: λ_a of the semantic anchor loss (0: the "without anchor" ablation).
+        learnable_anchors: Learn the anchor embeddings.
+        crop: Random crop side (None: full patches).
+        flip: Random flips.
+        rot90: Random 90° rotations.
+        seed: Seed of initialisation, data order and augmentation.
+        device: ``cpu``, ``cuda``…
+    """
+
+    data_root: str = ""
+    output_dir: str = "runs/cloudlulc"
+    variant: str = "cloudlulc_net"
+    model: dict[str, Any] = field(default_factory=dict)
+    label_scheme: str = "one_based"
+    s2_offset: float = 0.0
+    s1_units: str = "db"
+    epochs: int = 42
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_iters: int = 1500
+    schedule: str = "poly"
+    poly_power: float = 0.9
+    amp: str = "none"
+    grad_clip: float = 1.0
+    anchor_weight: float = 0.5
+    learnable_anchors: bool = False
+    crop: int | None = None
+    flip: bool = True
+    rot90: bool = True
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Raises `ConfigError` naming the first bad value."""
+        checks = [
+            (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.schedule in ("poly", "cosine"), f"schedule must be poly or cosine, got {self.schedule!r}"),
+            (self.amp in ("none", "bf16", "fp16"), f"amp must be none, bf16 or fp16, got {self.amp!r}"),
+            (self.s1_units in ("db", "linear"), f"s1_units must be db or linear, got {self.s1_units!r}"),
+            (bool(self.data_root), "data_root is required"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Reads ``[train]`` and ``[model]`` from a TOML file (optional) and applies ``key=value`` overrides.
+
+    Raises:
+        ConfigError: Unreadable TOML, unknown keys, or values that fail `TrainConfig.validate`.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read training config: {exc}", path) from exc
+        data = dict(doc.get("train", {}))
+        if "model" in doc:
+            data["model"] = dict(doc["model"])
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        if key.startswith("model."):
+            data.setdefault("model", {})[key.removeprefix("model.")] = _parse_value(value)
+        else:
+            data[key] = _parse_value(value)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}", path)
+    if "betas" in data:
+        data["betas"] = tuple(data["betas"])
+    config = TrainConfig(**data)
+    config.validate()
+    return config

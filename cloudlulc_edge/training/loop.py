@@ -1,0 +1,229 @@
+"""The training loop: AdamW, warm-up + poly/cosine, AMP, clipping, exact resume, best-on-val mIoU.
+
+Determinism is by construction, so a resumed run continues bit for bit: the data order of epoch
+``e`` is a permutation drawn from ``seed`` and ``e`` alone, each sample's augmentation from
+``(seed, e, index)``, and the training state saved after every epoch holds the model, the anchor
+loss, the optimizer, the schedule, the torch RNG state and the step. ``OUTPUT/last/state.pt`` is
+written atomically (and loaded with ``weights_only=True``: no arbitrary unpickling); the
+best-on-val checkpoint goes to ``OUTPUT/best/`` as safetensors + model card; ``OUTPUT/log.jsonl``
+gets one JSON line per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cloudlulc_edge.data.augment import Augment
+from cloudlulc_edge.data.cloudlulc_set import CloudLULCSet, Sample
+from cloudlulc_edge.files import atomic_write
+from cloudlulc_edge.models import create_model
+from cloudlulc_edge.models.checkpoint import save_checkpoint
+from cloudlulc_edge.models.losses import CloudLULCLoss
+from cloudlulc_edge.models.net import CloudLULCNet
+from cloudlulc_edge.training.config import ConfigError, TrainConfig
+from cloudlulc_edge.training.metrics import ConfusionMatrix
+
+__all__ = ["TrainResult", "collate", "lr_factor", "train"]
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        epochs_run: Epochs trained by this call (0 when the run was already complete).
+        last_epoch: Index of the last finished epoch (1-based).
+        best_miou: Best validation mIoU so far (None without a validation split).
+        best_checkpoint: ``OUTPUT/best`` when one was written.
+        model: The trained model (eval mode).
+    """
+
+    epochs_run: int
+    last_epoch: int
+    best_miou: float | None
+    best_checkpoint: Path | None
+    model: CloudLULCNet
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str, power: float) -> float:
+    """Multiplier of the base learning rate at ``step`` (linear warm-up, then poly or cosine to 0)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return float((1.0 - progress) ** power)
+
+
+def collate(samples: list[Sample], device: torch.device) -> dict[str, Tensor]:
+    """Stacks samples into model inputs and labels on ``device``."""
+
+    def stack(name: str) -> Tensor:
+        return torch.from_numpy(np.stack([getattr(s, name) for s in samples])).to(device)
+
+    return {
+        "s2": stack("s2"),
+        "s1": stack("s1"),
+        "s2_valid": stack("s2_valid")[:, None].float(),
+        "s1_valid": stack("s1_valid")[:, None].float(),
+        "label": stack("label"),
+    }
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
+    if cfg.amp == "none":
+        return torch.autocast(device.type, enabled=False)
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("amp=fp16 needs CUDA; use amp=bf16 on CPU")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def _validate(model: CloudLULCNet, data: CloudLULCSet, cfg: TrainConfig, device: torch.device) -> float | None:
+    if len(data) == 0:
+        return None
+    model.eval()
+    cm = ConfusionMatrix(model.config.num_classes)
+    for start in range(0, len(data), cfg.batch_size):
+        batch = collate([data[i] for i in range(start, min(start + cfg.batch_size, len(data)))], device)
+        with _autocast(cfg, device):
+            logits = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
+        cm.update(logits.argmax(1).cpu().numpy(), batch["label"].cpu().numpy())
+    miou = cm.metrics()["miou"]
+    return float(miou) if miou is not None else None
+
+
+def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          stop_after: int | None = None) -> TrainResult:  # fmt: skip
+    """Trains (or resumes) a run described by ``cfg``.
+
+    Args:
+        cfg: The configuration (validated here).
+        resume: Continue from ``OUTPUT/last/state.pt`` when it exists.
+        on_epoch: Called with each epoch's log record.
+        stop_after: Stop after this epoch index (1-based) even if ``cfg.epochs`` is larger; the
+            state is saved, so a later call resumes (tests, time-boxed jobs).
+
+    Returns:
+        The result.
+
+    Raises:
+        ConfigError: Bad configuration, or a saved state from a different configuration.
+        DatasetError: Malformed data (naming the file).
+    """
+    cfg.validate()
+    device = torch.device(cfg.device)
+    out = Path(cfg.output_dir)
+    (out / "last").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    built = create_model(cfg.variant, **cfg.model)
+    if not isinstance(built, CloudLULCNet):
+        raise ConfigError(f"variant {cfg.variant!r} is not a CloudLULC-Net; baselines train with their own runner")
+    model = built.to(device)
+    loss_fn = CloudLULCLoss(model.config.token_dim, model.config.num_classes, cfg.anchor_weight,
+                            learnable_anchors=cfg.learnable_anchors).to(device)  # fmt: skip
+    train_set = CloudLULCSet(cfg.data_root, "train", cfg.label_scheme, cfg.s2_offset, cfg.s1_units)  # type: ignore[arg-type]
+    val_set = CloudLULCSet(cfg.data_root, "val", cfg.label_scheme, cfg.s2_offset, cfg.s1_units)  # type: ignore[arg-type]
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    params = [p for p in (*model.parameters(), *loss_fn.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, cfg.warmup_iters, cfg.schedule, cfg.poly_power)
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    augment = Augment(cfg.flip, cfg.rot90, cfg.crop)
+    start_epoch, step, best = 0, 0, None
+    state_path = out / "last" / STATE_FILE
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if state["config"] != json.dumps(cfg.to_dict(), sort_keys=True, default=list) and not _compatible(state, cfg):
+            raise ConfigError("the saved state belongs to a different configuration; use a new output_dir", state_path)
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        start_epoch, step = int(state["epoch"]), int(state["step"])
+        best = float(state["best_miou"]) if state["best_miou"] is not None else None
+    last = min(cfg.epochs, stop_after) if stop_after is not None else cfg.epochs
+    for epoch in range(start_epoch, last):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        sums = {"loss": 0.0, "ce": 0.0, "anchor": 0.0}
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size].tolist()
+            samples = [augment(train_set[i], np.random.default_rng([cfg.seed, epoch, i])) for i in idx]
+            batch = collate(samples, device)
+            with _autocast(cfg, device):
+                out_ = model.forward_with_latent(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
+                terms = loss_fn(out_.logits, out_.latent, batch["label"])
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms.total).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            for key, value in (("loss", terms.total), ("ce", terms.ce), ("anchor", terms.anchor)):
+                sums[key] += float(value.detach())
+        miou = _validate(model, val_set, cfg, device)
+        improved = miou is not None and (best is None or miou > best)
+        if improved:
+            best = miou
+            save_checkpoint(model, out / "best", training={"config": cfg.to_dict(), "epoch": epoch + 1,
+                                                           "val_miou": miou})  # fmt: skip
+        record = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "val_miou": miou,
+                  "best_miou": best, "seconds": round(time.perf_counter() - t0, 2),
+                  **{k: v / steps_per_epoch for k, v in sums.items()}}  # fmt: skip
+        _save_state(state_path, cfg, epoch + 1, step, best, model, loss_fn, optimizer, scheduler, scaler)
+        with (out / "log.jsonl").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        if on_epoch is not None:
+            on_epoch(record)
+    model.eval()
+    best_dir = out / "best"
+    return TrainResult(max(0, last - start_epoch), max(start_epoch, last), best,
+                       best_dir if (best_dir / "model_card.json").is_file() else None, model)  # fmt: skip
+
+
+def _compatible(state: dict[str, Any], cfg: TrainConfig) -> bool:
+    """A resumed run may change only ``epochs`` and ``device``."""
+    saved = json.loads(state["config"])
+    now = json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=list))
+    return {k: v for k, v in saved.items() if k not in ("epochs", "device")} == {
+        k: v for k, v in now.items() if k not in ("epochs", "device")
+    }
+
+
+def _save_state(path: Path, cfg: TrainConfig, epoch: int, step: int, best: float | None, *parts: Any) -> None:
+    model, loss_fn, optimizer, scheduler, scaler = parts
+    state = {
+        "config": json.dumps(cfg.to_dict(), sort_keys=True, default=list),
+        "epoch": epoch,
+        "step": step,
+        "best_miou": best,
+        "model": model.state_dict(),
+        "loss": loss_fn.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
