@@ -1,0 +1,153 @@
+"""Evaluation on a CloudLULC-Set split: overall, per-class and per-cloud-bin metrics, as JSON, markdown and PNG.
+
+One confusion matrix over all pixels of the split (ignore excluded) plus one per cloud bin of the
+paper (<10, 10–30, 30–50, 50–70, >70 %, from each sample's cloud fraction). Figures: per-class
+IoU/F1 bars, the row-normalised confusion matrix, and OA/mIoU/macro-F1 per cloud bin (the paper
+reports these as figures).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cloudlulc_edge.contract import CLASSES
+from cloudlulc_edge.data.cloudlulc_set import CLOUD_BINS, CloudLULCSet, cloud_bin
+from cloudlulc_edge.files import atomic_write
+from cloudlulc_edge.models.net import CloudLULCNet
+from cloudlulc_edge.training.loop import collate
+from cloudlulc_edge.training.metrics import StratifiedMetrics
+
+__all__ = ["evaluate", "write_report"]
+
+log = logging.getLogger(__name__)
+#: Reference figures of the paper (CloudLULC-Net on the CloudLULC-Set test split).
+PAPER = {"oa": 0.8660, "macro_f1": 0.8329, "miou": 0.7351}
+
+
+@torch.no_grad()
+def evaluate(model: CloudLULCNet, data: CloudLULCSet, batch_size: int = 4, device: str = "cpu") -> dict[str, Any]:
+    """Runs ``model`` over ``data``; returns ``{"overall", "strata", "samples", "split"}``.
+
+    Args:
+        model: The network (evaluated in eval mode).
+        data: A split.
+        batch_size: Samples per forward pass.
+        device: Where to run.
+    """
+    model = model.to(device).eval()
+    metrics = StratifiedMetrics(tuple(name for name, _ in CLOUD_BINS), model.config.num_classes)
+    counts = dict.fromkeys(metrics.strata, 0)
+    for start in range(0, len(data), batch_size):
+        samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+        batch = collate(samples, torch.device(device))
+        prediction = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"]).argmax(1).cpu().numpy()
+        for sample, pred in zip(samples, prediction, strict=True):
+            stratum = cloud_bin(sample.cloud_fraction)
+            metrics.update(stratum, pred, sample.label)
+            counts[stratum] += 1
+    report = dict(metrics.report())
+    for name, n in counts.items():
+        report["strata"][name]["samples"] = n
+    return {**report, "split": data.split, "samples": len(data), "classes": [c.name for c in CLASSES]}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def render_markdown(report: dict[str, Any], title: str) -> str:
+    """Overall, per-class and per-bin tables (percent), with the paper's figures for reference."""
+    o = report["overall"]
+    lines = [
+        f"## {title}",
+        "",
+        f"{report['samples']} samples of the {report['split']} split, {o['pixels']:,} pixels.",
+        "",
+    ]
+    paper = f"| paper (CloudLULC-Net, test split) | {_pct(PAPER['oa'])} | {_pct(PAPER['macro_f1'])} | {_pct(PAPER['miou'])} |"
+    lines += ["| | OA | macro-F1 | mIoU |", "|---|---|---|---|",
+              f"| this model | {_pct(o['oa'])} | {_pct(o['macro_f1'])} | {_pct(o['miou'])} |", paper, ""]  # fmt: skip
+    lines += ["| class | IoU | F1 | precision | recall |", "|---|---|---|---|---|"]
+    for i, name in enumerate(report["classes"]):
+        lines.append(f"| {name} | {_pct(o['iou'][i])} | {_pct(o['f1'][i])} | {_pct(o['precision'][i])} | "
+                     f"{_pct(o['recall'][i])} |")  # fmt: skip
+    lines += ["", "| cloud bin | samples | OA | macro-F1 | mIoU |", "|---|---|---|---|---|"]
+    for name, m in report["strata"].items():
+        lines.append(f"| {name} | {m['samples']} | {_pct(m['oa'])} | {_pct(m['macro_f1'])} | {_pct(m['miou'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _figures(report: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    o, classes = report["overall"], report["classes"]
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(classes))
+    ax.bar(x - 0.2, [v or 0 for v in o["iou"]], 0.4, label="IoU")
+    ax.bar(x + 0.2, [v or 0 for v in o["f1"]], 0.4, label="F1")
+    ax.set_xticks(x, classes, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("per-class IoU and F1")
+    paths.append(out / "per_class.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    cm = np.array(o["confusion"], dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(x, classes, rotation=45, ha="right")
+    ax.set_yticks(x, classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    fig.colorbar(im, ax=ax)
+    ax.set_title("confusion matrix (row-normalised)")
+    paths.append(out / "confusion.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(report["strata"])
+    for key in ("oa", "macro_f1", "miou"):
+        values = [report["strata"][n][key] for n in names]
+        ax.plot(names, [np.nan if v is None else v for v in values], marker="o", label=key)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("cloud cover")
+    ax.legend()
+    ax.set_title("metrics per cloud bin")
+    paths.append(out / "cloud_bins.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path, title: str = "Evaluation") -> dict[str, Path]:
+    """Writes ``metrics.json``, ``metrics.md`` and the PNG figures into ``out_dir`` (figures need matplotlib).
+
+    Returns:
+        ``{"json", "markdown", "figures"…}`` paths.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {
+        "json": atomic_write(out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n")),
+        "markdown": atomic_write(out / "metrics.md", lambda tmp: tmp.write_text(render_markdown(report, title))),
+    }
+    try:
+        for path in _figures(report, out):
+            paths[path.stem] = path
+    except ImportError as exc:  # matplotlib is the `bench` extra
+        log.warning("figures not written (%s); install the 'bench' extra", exc)
+    return paths
