@@ -45,6 +45,9 @@ def evaluate_command(
     s1_units: Annotated[str, typer.Option(help="db or linear backscatter.")] = "db",
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 4,
     device: DeviceOpt = "cpu",
+    inputs: Annotated[
+        str, typer.Option(help="cloudy_s2+s1 (default), cloudy_s2, s1 or clear_s2+s1 (the paper's Fig. 12).")
+    ] = "cloudy_s2+s1",
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, metrics.md and the PNG figures.")] = Path("eval"),
 ) -> None:
     """Evaluate a checkpoint: OA, per-class IoU/F1, mIoU, macro-F1, overall and per cloud bin."""
@@ -55,7 +58,7 @@ def evaluate_command(
     try:
         model, card = load_checkpoint(checkpoint)
         data = CloudLULCSet(data_root, split, label_scheme, s2_offset, s1_units)  # type: ignore[arg-type]
-        report = evaluate(model, data, batch_size, device)
+        report = evaluate(model, data, batch_size, device, inputs)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     paths = write_report(report, out, f"{card.variant} on {data_root.name} ({split})")

@@ -62,6 +62,9 @@ class TrainConfig:
         rot90: Random 90° rotations.
         seed: Seed of initialisation, data order and augmentation.
         device: ``cpu``, ``cuda``…
+        inputs: Input configuration (`loop.INPUT_CONFIGS`, the paper's Fig. 12); ablations of the
+            components are ``model`` overrides (``use_orm``, ``use_shoi``, ``use_choi``,
+            ``usmt_depth=0``) and ``anchor_weight=0``.
     """
 
     data_root: str = ""
@@ -88,6 +91,7 @@ class TrainConfig:
     rot90: bool = True
     seed: int = 0
     device: str = "cpu"
+    inputs: str = "cloudy_s2+s1"
 
     def validate(self) -> None:
         """Raises `ConfigError` naming the first bad value."""
@@ -99,6 +103,10 @@ class TrainConfig:
             (self.amp in ("none", "bf16", "fp16"), f"amp must be none, bf16 or fp16, got {self.amp!r}"),
             (self.s1_units in ("db", "linear"), f"s1_units must be db or linear, got {self.s1_units!r}"),
             (bool(self.data_root), "data_root is required"),
+            (
+                self.inputs in ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1"),
+                f"inputs must be cloudy_s2+s1, cloudy_s2, s1 or clear_s2+s1, got {self.inputs!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -30,21 +30,24 @@ PAPER = {"oa": 0.8660, "macro_f1": 0.8329, "miou": 0.7351}
 
 
 @torch.no_grad()
-def evaluate(model: CloudLULCNet, data: CloudLULCSet, batch_size: int = 4, device: str = "cpu") -> dict[str, Any]:
-    """Runs ``model`` over ``data``; returns ``{"overall", "strata", "samples", "split"}``.
+def evaluate(
+    model: CloudLULCNet, data: CloudLULCSet, batch_size: int = 4, device: str = "cpu", inputs: str = "cloudy_s2+s1"
+) -> dict[str, Any]:
+    """Runs ``model`` over ``data``; returns ``{"overall", "strata", "samples", "split", "inputs"}``.
 
     Args:
         model: The network (evaluated in eval mode).
         data: A split.
         batch_size: Samples per forward pass.
         device: Where to run.
+        inputs: Input configuration (`loop.INPUT_CONFIGS`).
     """
     model = model.to(device).eval()
     metrics = StratifiedMetrics(tuple(name for name, _ in CLOUD_BINS), model.config.num_classes)
     counts = dict.fromkeys(metrics.strata, 0)
     for start in range(0, len(data), batch_size):
         samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        batch = collate(samples, torch.device(device))
+        batch = collate(samples, torch.device(device), inputs)
         prediction = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"]).argmax(1).cpu().numpy()
         for sample, pred in zip(samples, prediction, strict=True):
             stratum = cloud_bin(sample.cloud_fraction)
@@ -53,7 +56,7 @@ def evaluate(model: CloudLULCNet, data: CloudLULCSet, batch_size: int = 4, devic
     report = dict(metrics.report())
     for name, n in counts.items():
         report["strata"][name]["samples"] = n
-    return {**report, "split": data.split, "samples": len(data), "classes": [c.name for c in CLASSES]}
+    return {**report, "split": data.split, "inputs": inputs, "samples": len(data), "classes": [c.name for c in CLASSES]}
 
 
 def _pct(value: float | None) -> str:

@@ -33,7 +33,10 @@ from cloudlulc_edge.models.net import CloudLULCNet
 from cloudlulc_edge.training.config import ConfigError, TrainConfig
 from cloudlulc_edge.training.metrics import ConfusionMatrix
 
-__all__ = ["TrainResult", "collate", "lr_factor", "train"]
+__all__ = ["INPUT_CONFIGS", "TrainResult", "collate", "lr_factor", "train"]
+
+#: Input configurations of the paper's Fig. 12.
+INPUT_CONFIGS = ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1")
 
 STATE_FILE = "state.pt"
 
@@ -67,19 +70,38 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, power: float) -
     return float((1.0 - progress) ** power)
 
 
-def collate(samples: list[Sample], device: torch.device) -> dict[str, Tensor]:
-    """Stacks samples into model inputs and labels on ``device``."""
+def collate(samples: list[Sample], device: torch.device, inputs: str = "cloudy_s2+s1") -> dict[str, Tensor]:
+    """Stacks samples into model inputs and labels on ``device``, for one input configuration.
+
+    Args:
+        samples: Loaded samples.
+        device: Target device.
+        inputs: `INPUT_CONFIGS` entry (the paper's Fig. 12): ``cloudy_s2+s1`` (the task),
+            ``cloudy_s2`` (no SAR: zero SAR with zero SAR validity, the model's missing-S1 path),
+            ``s1`` (no optics: zero S2 with zero validity, so ORM switches the optics off), or
+            ``clear_s2+s1`` (the cloud-free image: the ideal reference condition).
+
+    Raises:
+        ConfigError: Unknown input configuration.
+    """
+    if inputs not in INPUT_CONFIGS:
+        raise ConfigError(f"inputs must be one of {', '.join(INPUT_CONFIGS)}, got {inputs!r}")
 
     def stack(name: str) -> Tensor:
         return torch.from_numpy(np.stack([getattr(s, name) for s in samples])).to(device)
 
-    return {
-        "s2": stack("s2"),
+    batch = {
+        "s2": stack("s2_clear" if inputs == "clear_s2+s1" else "s2"),
         "s1": stack("s1"),
         "s2_valid": stack("s2_valid")[:, None].float(),
         "s1_valid": stack("s1_valid")[:, None].float(),
         "label": stack("label"),
     }
+    if inputs == "cloudy_s2":
+        batch["s1"], batch["s1_valid"] = torch.zeros_like(batch["s1"]), torch.zeros_like(batch["s1_valid"])
+    elif inputs == "s1":
+        batch["s2"], batch["s2_valid"] = torch.zeros_like(batch["s2"]), torch.zeros_like(batch["s2_valid"])
+    return batch
 
 
 def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
@@ -97,7 +119,7 @@ def _validate(model: CloudLULCNet, data: CloudLULCSet, cfg: TrainConfig, device:
     model.eval()
     cm = ConfusionMatrix(model.config.num_classes)
     for start in range(0, len(data), cfg.batch_size):
-        batch = collate([data[i] for i in range(start, min(start + cfg.batch_size, len(data)))], device)
+        batch = collate([data[i] for i in range(start, min(start + cfg.batch_size, len(data)))], device, cfg.inputs)
         with _autocast(cfg, device):
             logits = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
         cm.update(logits.argmax(1).cpu().numpy(), batch["label"].cpu().numpy())
@@ -168,7 +190,7 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size].tolist()
             samples = [augment(train_set[i], np.random.default_rng([cfg.seed, epoch, i])) for i in idx]
-            batch = collate(samples, device)
+            batch = collate(samples, device, cfg.inputs)
             with _autocast(cfg, device):
                 out_ = model.forward_with_latent(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
                 terms = loss_fn(out_.logits, out_.latent, batch["label"])

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from cloudlulc_edge.cli import app
+from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +45,10 @@ def test_train_then_evaluate_writes_json_markdown_and_figures(data_root, tmp_pat
     assert "| Water |" in markdown and "86.60" in markdown and "| >70% |" in markdown
     for figure in ("per_class.png", "confusion.png", "cloud_bins.png"):
         assert (out / figure).read_bytes().startswith(b"\x89PNG")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run" / "best"), str(data_root), "--inputs", "s1",
+                                      "--out", str(tmp_path / "eval_s1")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "eval_s1" / "metrics.json").read_text())["inputs"] == "s1"
 
 
 def test_train_and_evaluate_usage_errors(data_root, tmp_path):

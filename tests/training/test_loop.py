@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +85,26 @@ def test_learning_rate_schedule():
     assert lr_factor(10, 100, 10, "cosine", 0.9) == pytest.approx(1.0)
     assert lr_factor(100, 100, 10, "cosine", 0.9) == pytest.approx(0.0, abs=1e-9)
     assert lr_factor(55, 100, 10, "poly", 1.0) == pytest.approx(0.5)
+
+
+def test_input_configurations_of_figure_12(data_root, tmp_path):
+    from cloudlulc_edge.data import CloudLULCSet
+    from cloudlulc_edge.training.loop import INPUT_CONFIGS, collate
+
+    samples = [CloudLULCSet(data_root, "train")[i] for i in (1, 2)]
+    cpu = torch.device("cpu")
+    task = collate(samples, cpu)
+    no_sar = collate(samples, cpu, "cloudy_s2")
+    assert torch.equal(no_sar["s2"], task["s2"]) and not no_sar["s1"].any() and not no_sar["s1_valid"].any()
+    no_optics = collate(samples, cpu, "s1")
+    assert not no_optics["s2"].any() and not no_optics["s2_valid"].any() and torch.equal(no_optics["s1"], task["s1"])
+    clear = collate(samples, cpu, "clear_s2+s1")
+    assert torch.equal(clear["s2"], torch.from_numpy(np.stack([s.s2_clear for s in samples])))
+    assert not torch.equal(clear["s2"], task["s2"])  # the fixture's samples 1 and 2 are cloudy
+    with pytest.raises(ConfigError, match="inputs"):
+        collate(samples, cpu, "rgb")
+    assert len(INPUT_CONFIGS) == 4
+    result = train(replace(_config(data_root, tmp_path / "s2only", epochs=1), inputs="cloudy_s2"))
+    assert result.epochs_run == 1
+    with pytest.raises(ConfigError, match="inputs"):
+        load_config(None, [f"data_root={data_root}", "inputs=sar"])
