@@ -85,6 +85,15 @@ def render_markdown(report: dict[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _figures(report: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib
 
@@ -102,10 +111,7 @@ def _figures(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylim(0, 1)
     ax.legend()
     ax.set_title("per-class IoU and F1")
-    paths.append(out / "per_class.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out / "per_class.png"))
     cm = np.array(o["confusion"], dtype=float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(5, 4.5))
@@ -116,10 +122,7 @@ def _figures(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("reference")
     fig.colorbar(im, ax=ax)
     ax.set_title("confusion matrix (row-normalised)")
-    paths.append(out / "confusion.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out / "confusion.png"))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = list(report["strata"])
     for key in ("oa", "macro_f1", "miou"):
@@ -129,10 +132,7 @@ def _figures(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_xlabel("cloud cover")
     ax.legend()
     ax.set_title("metrics per cloud bin")
-    paths.append(out / "cloud_bins.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out / "cloud_bins.png"))
     return paths
 
 

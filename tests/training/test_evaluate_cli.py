@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-import pytest
 from cloudlulc_edge.cli import app
 from typer.testing import CliRunner
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    path = Path(__file__).parents[1] / "data" / "make_cloudlulc_set.py"
-    spec = importlib.util.spec_from_file_location("make_cloudlulc_set", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = tmp_path_factory.mktemp("cloudlulc_set")
-    module.make_cloudlulc_set(root)
-    return root
 
 
 def test_train_then_evaluate_writes_json_markdown_and_figures(data_root, tmp_path):

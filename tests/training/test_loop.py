@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -14,18 +13,6 @@ import torch
 from cloudlulc_edge.models.checkpoint import load_checkpoint
 from cloudlulc_edge.training import ConfigError, TrainConfig, load_config, train
 from cloudlulc_edge.training.loop import lr_factor
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    path = Path(__file__).parents[1] / "data" / "make_cloudlulc_set.py"
-    spec = importlib.util.spec_from_file_location("make_cloudlulc_set", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = tmp_path_factory.mktemp("cloudlulc_set")
-    module.make_cloudlulc_set(root)
-    return root
 
 
 def _config(root: Path, out: Path, epochs: int = 3) -> TrainConfig:
