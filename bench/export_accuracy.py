@@ -58,7 +58,8 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
         calibration_tiles: int, workdir: Path) -> dict[str, Any]:  # fmt: skip
     """Exports, evaluates and returns the results record."""
     import onnxruntime as ort
-    from cloudlulc_edge.cli.export import load_model
+
+    from cloudlulc_edge.runner import load_model
 
     model, identity = load_model(model_spec["variant"], model_spec["checkpoint"], tile)
     calibration = build_calibration_set(pair_products(scan(calibrate).products).pairs, tile, calibration_tiles)

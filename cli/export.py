@@ -5,37 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from cloudlulc_edge.cli.options import usage_error
 from rich.console import Console
 from rich.table import Table
 
-from cloudlulc_edge.backends.base import ModelIdentity
 from cloudlulc_edge.errors import CloudLULCError
-from cloudlulc_edge.models import create_model, list_models
-from cloudlulc_edge.models.checkpoint import load_checkpoint
+from cloudlulc_edge.runner import load_model
 
-__all__ = ["export_app", "load_model"]
+__all__ = ["export_app"]
 
 export_app = typer.Typer(help="Export ONNX (standard/plugin, FP32/FP16/INT8), plugin PTX and a manifest.",
                          no_args_is_help=True)  # fmt: skip
 _console = Console(stderr=True)
-
-
-def load_model(variant: str, checkpoint: Path | None, tile: int) -> tuple[torch.nn.Module, ModelIdentity]:
-    """The model to export: a checkpoint (variant from its card) or an untrained registered variant.
-
-    Raises:
-        ModelCardError: A bad checkpoint.
-        typer.BadParameter: An unknown variant.
-    """
-    if checkpoint is not None:
-        model, card = load_checkpoint(checkpoint)
-        return model, ModelIdentity(card.variant, card.package_version, card.weights_sha256, tile)
-    if variant not in list_models():
-        raise typer.BadParameter(f"unknown variant {variant!r}; one of {', '.join(list_models())}")
-    return create_model(variant).eval(), ModelIdentity(variant, "untrained", "untrained", tile)
 
 
 @export_app.command("onnx")

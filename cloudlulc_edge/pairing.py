@@ -14,7 +14,6 @@ listing each pair with its S2 and S1 products, Δt and coverage.
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from cloudlulc_edge.errors import PairingError
+from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.products import Product, Skipped
 from cloudlulc_edge.version import __version__
 
@@ -156,10 +156,7 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
         "pairs": [p.to_dict() for p in plan.pairs],
         "skipped": [{"path": s.path, "reason": s.reason} for s in plan.skipped],
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2)))
 
 
 def read_plan(path: str | Path) -> Plan:

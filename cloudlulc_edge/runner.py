@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from torch import nn
+
 from cloudlulc_edge.backends.base import Backend, ModelIdentity
 from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.files import atomic_write
@@ -37,6 +39,7 @@ __all__ = [
     "BackendSpec",
     "RunReport",
     "ShardError",
+    "load_model",
     "open_backend",
     "parse_shard",
     "plan_directory",
@@ -141,6 +144,23 @@ def _export_identity(export_dir: Path, tile: int) -> ModelIdentity:
     return ModelIdentity(str(model.get("variant")), str(model.get("version")), str(model.get("weights_sha256")), tile)
 
 
+def load_model(variant: str, checkpoint: Path | None, tile: int) -> tuple[nn.Module, ModelIdentity]:
+    """A checkpoint (variant and provenance from its card) or an untrained registered variant, in eval mode.
+
+    Raises:
+        CloudLULCError: A bad checkpoint (`ModelCardError`) or an unknown variant.
+    """
+    from cloudlulc_edge.models import create_model, list_models
+    from cloudlulc_edge.models.checkpoint import load_checkpoint
+
+    if checkpoint is not None:
+        model, card = load_checkpoint(checkpoint)
+        return model, ModelIdentity(card.variant, card.package_version, card.weights_sha256, tile)
+    if variant not in list_models():
+        raise CloudLULCError(f"unknown variant {variant!r}; one of {', '.join(list_models())}")
+    return create_model(variant).eval(), ModelIdentity(variant, "untrained", "untrained", tile)
+
+
 def open_backend(spec: BackendSpec) -> Backend:
     """Builds the backend a spec names.
 
@@ -152,17 +172,8 @@ def open_backend(spec: BackendSpec) -> Backend:
         raise CloudLULCError(f"unknown backend {spec.kind!r}; use torch, onnxruntime or tensorrt")
     if spec.kind == "torch":
         from cloudlulc_edge.backends.torch_backend import TorchBackend
-        from cloudlulc_edge.models import create_model, list_models
-        from cloudlulc_edge.models.checkpoint import load_checkpoint
 
-        if spec.checkpoint is not None:
-            net, card = load_checkpoint(spec.checkpoint)
-            return TorchBackend(net, ModelIdentity(card.variant, card.package_version, card.weights_sha256, spec.tile),
-                                spec.device)  # fmt: skip
-        if spec.variant not in list_models():
-            raise CloudLULCError(f"unknown variant {spec.variant!r}; one of {', '.join(list_models())}")
-        identity = ModelIdentity(spec.variant, "untrained", "untrained", spec.tile)
-        return TorchBackend(create_model(spec.variant), identity, spec.device)
+        return TorchBackend(*load_model(spec.variant, spec.checkpoint, spec.tile), spec.device)
     if spec.model is None:
         raise CloudLULCError(f"the {spec.kind} backend needs --model (an ONNX file / export directory, or an engine)")
     if spec.kind == "onnxruntime":

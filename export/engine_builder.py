@@ -14,7 +14,6 @@ deserializing it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudlulc_edge.export.engine_key import EngineKey, SystemIdentity, check_engine_key, probe_system
+from cloudlulc_edge.export.engine_key import EngineKey, SystemIdentity, check_engine_key, probe_system, version_tuple
 from cloudlulc_edge.export.profiles import BatchProfile, derive_profiles, profile_shapes
 
 from cloudlulc_edge.errors import ExportError
@@ -104,10 +103,6 @@ def _import_tensorrt() -> Any:
     return trt
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
-
-
 def spectral_choice(trt_version: str, graph_has_dft: bool) -> str:
     """Says how a graph's SHOI spectral term will build on a TensorRT version.
 
@@ -119,7 +114,7 @@ def spectral_choice(trt_version: str, graph_has_dft: bool) -> str:
     """
     if not graph_has_dft:
         return "matmul"
-    if _version(trt_version) < DFT_MIN_VERSION:
+    if version_tuple(trt_version) < DFT_MIN_VERSION:
         raise ExportError(
             f"this ONNX uses ONNX DFT, which TensorRT {trt_version} cannot parse (needs ≥ 11.2); "
             "export with --spectral matmul"
@@ -238,7 +233,7 @@ def build_engine(
     config = builder.create_builder_config()
     _configure(trt, builder, config, options, profiles, tile)
     store.mkdir(parents=True, exist_ok=True)
-    cache_path = store / f"timing-{_system_digest(system)}.cache"
+    cache_path = store / f"timing-{system.digest()}.cache"
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     start = time.perf_counter()
@@ -254,10 +249,6 @@ def build_engine(
     # The key is written last: an engine without its key is never loaded.
     atomic_write(directory / KEY_FILE, lambda tmp: tmp.write_text(json.dumps(key.to_dict(), indent=1) + "\n"))
     return EngineArtifact(directory, engine_path, key, build_s, on_dla if options.dla_core is not None else None, total)
-
-
-def _system_digest(system: SystemIdentity) -> str:
-    return hashlib.sha256(json.dumps(system.__dict__, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_engine_key(engine_path: Path) -> EngineKey:

@@ -20,7 +20,7 @@ from typing import Any
 
 from cloudlulc_edge.errors import EngineCompatibilityError, ExportError
 
-__all__ = ["EngineKey", "SystemIdentity", "check_engine_key", "probe_system", "read_l4t_release"]
+__all__ = ["EngineKey", "SystemIdentity", "check_engine_key", "probe_system", "read_l4t_release", "version_tuple"]
 
 _NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 
@@ -42,6 +42,10 @@ class SystemIdentity:
     gpu: str
     compute_capability: str
     l4t: str = ""
+
+    def digest(self) -> str:
+        """First 16 hex digits of the SHA-256 of the canonical JSON (names timing caches)."""
+        return _digest(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,12 @@ class EngineKey:
 
     def digest(self) -> str:
         """First 16 hex digits of the SHA-256 of the canonical JSON: the engine's file-name stem."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _digest(self.to_dict())
+
+
+def _digest(data: dict[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def check_engine_key(stored: EngineKey, running: SystemIdentity, onnx_sha256: str | None, path: Path) -> None:
@@ -133,12 +141,13 @@ def check_engine_key(stored: EngineKey, running: SystemIdentity, onnx_sha256: st
         )
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
+def version_tuple(text: str) -> tuple[int, ...]:
+    """Major, minor, patch of a version string (``10.8.0.43`` → ``(10, 8, 0)``)."""
     return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
 
 
 def _same_major_not_older(built: str, here: str) -> bool:
-    b, h = _version_tuple(built), _version_tuple(here)
+    b, h = version_tuple(built), version_tuple(here)
     return bool(b) and bool(h) and b[0] == h[0] and h >= b
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cloudlulc_edge.export.engine_key import version_tuple
 from cloudlulc_edge.export.plugin_ops import PLUGIN_NAMESPACE, PLUGIN_OPS, PluginOp
 from cloudlulc_edge.export.plugin_ptx import PluginBuild, PluginKernel, load_plugin_index
 
@@ -30,8 +31,7 @@ MIN_AOT_PLUGIN_VERSION = (10, 8)
 
 def aot_plugins_supported(trt_version: str) -> bool:
     """Whether a TensorRT version has ahead-of-time Quickly Deployable Plugins."""
-    parts = tuple(int(p) for p in trt_version.split(".")[:2] if p.isdigit())
-    return parts >= MIN_AOT_PLUGIN_VERSION
+    return version_tuple(trt_version) >= MIN_AOT_PLUGIN_VERSION
 
 
 def _signature(params: list[tuple[str, Any]], returns: Any) -> inspect.Signature:
