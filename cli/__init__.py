@@ -9,6 +9,7 @@ import os
 
 import typer
 from cloudlulc_edge.cli.bench import bench_app
+from cloudlulc_edge.cli.demo import demo_command
 from cloudlulc_edge.cli.deploy import deploy_app
 from cloudlulc_edge.cli.engine import engine_app
 from cloudlulc_edge.cli.export import export_app
@@ -24,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.command("demo")(demo_command)
 app.command("info")(info)
 app.command("plan")(plan_command)
 app.command("map")(map_command)

@@ -31,7 +31,12 @@ __all__ = [
 CheckpointOpt = Annotated[
     Path | None, typer.Option(help="Checkpoint directory (model card + safetensors) for the torch backend.")
 ]
-VariantOpt = Annotated[str, typer.Option(help="Registered model variant when no checkpoint is given (untrained).")]
+VariantOpt = Annotated[
+    str,
+    typer.Option(
+        help="Registered model variant when no checkpoint is given: its packaged default checkpoint, else untrained."
+    ),
+]
 BackendOpt = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime or tensorrt.")]
 ModelOpt = Annotated[
     Path | None,

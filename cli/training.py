@@ -1,4 +1,4 @@
-"""``cloudlulc-edge train`` and ``evaluate``: CloudLULC-Set training runs and evaluation reports."""
+"""``cloudlulc-edge train`` and ``evaluate``: training runs and evaluation reports."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def train_command(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue OUTPUT/last/state.pt.")] = True,
 ) -> None:
-    """Train (or resume) a CloudLULC-Net on CloudLULC-Set; one line per epoch."""
+    """Train (or resume) a CloudLULC-Net on CloudLULC-Set or BigEarthNet + teacher labels; one line per epoch."""
     from cloudlulc_edge.training import load_config, train
 
     console = Console()
@@ -38,8 +38,17 @@ def train_command(
 
 def evaluate_command(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory (model card + weights).")],
-    data_root: Annotated[Path, typer.Argument(help="CloudLULC-Set root.")],
+    data_root: Annotated[Path, typer.Argument(help="CloudLULC-Set root, or the BigEarthNet + dw-labels data folder.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    dataset: Annotated[
+        str, typer.Option(help="cloudlulc_set, or bigearthnet_dw (teacher labels, simulated clouds).")
+    ] = "cloudlulc_set",
+    cloud_donor: Annotated[
+        Path | None, typer.Option(help="bigearthnet_dw: cloudy L2A SAFE whose clouds are simulated.")
+    ] = None,
+    covers: Annotated[
+        str, typer.Option(help="bigearthnet_dw: simulated cloud covers, comma-separated fractions.")
+    ] = "0,0.2,0.4,0.6,0.8",
     label_scheme: Annotated[str, typer.Option(help="one_based or zero_based label ids.")] = "one_based",
     s2_offset: Annotated[float, typer.Option(help="DN offset of the optical files.")] = 0.0,
     s1_units: Annotated[str, typer.Option(help="db or linear backscatter.")] = "db",
@@ -51,14 +60,22 @@ def evaluate_command(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, metrics.md and the PNG figures.")] = Path("eval"),
 ) -> None:
     """Evaluate a checkpoint: OA, per-class IoU/F1, mIoU, macro-F1, overall and per cloud bin."""
-    from cloudlulc_edge.data import CloudLULCSet
     from cloudlulc_edge.models.checkpoint import load_checkpoint
+    from cloudlulc_edge.training.config import TrainConfig
+    from cloudlulc_edge.training.datasets import evaluation_set
     from cloudlulc_edge.training.evaluate import evaluate, render_markdown, write_report
 
     try:
+        fractions = tuple(float(c) for c in covers.split(","))
+    except ValueError as exc:
+        raise usage_error(f"--covers must be comma-separated fractions, got {covers!r}") from exc
+    try:
+        cfg = TrainConfig(data_root=str(data_root), dataset=dataset, cloud_donor=str(cloud_donor or ""),
+                          val_covers=fractions, label_scheme=label_scheme, s2_offset=s2_offset, s1_units=s1_units,
+                          inputs=inputs)  # fmt: skip
+        cfg.validate()
         model, card = load_checkpoint(checkpoint)
-        data = CloudLULCSet(data_root, split, label_scheme, s2_offset, s1_units)  # type: ignore[arg-type]
-        report = evaluate(model, data, batch_size, device, inputs)
+        report = evaluate(model, evaluation_set(cfg, split), batch_size, device, inputs)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     paths = write_report(report, out, f"{card.variant} on {data_root.name} ({split})")

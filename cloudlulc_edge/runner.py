@@ -118,7 +118,8 @@ class BackendSpec:
 
     Attributes:
         kind: ``torch``, ``onnxruntime`` or ``tensorrt``.
-        variant: Registered variant (torch without a checkpoint: untrained weights).
+        variant: Registered variant (torch without a checkpoint: its packaged default checkpoint,
+            else untrained weights).
         checkpoint: Checkpoint directory (torch).
         model: ONNX file or export directory (onnxruntime), engine file (tensorrt).
         precision: Graph of an export directory to run (onnxruntime): fp32, fp16 or int8.
@@ -145,14 +146,19 @@ def _export_identity(export_dir: Path, tile: int) -> ModelIdentity:
 
 
 def load_model(variant: str, checkpoint: Path | None, tile: int) -> tuple[nn.Module, ModelIdentity]:
-    """A checkpoint (variant and provenance from its card) or an untrained registered variant, in eval mode.
+    """A checkpoint, else the variant's packaged default checkpoint, else untrained weights (eval mode).
+
+    Variant and provenance come from the checkpoint's card; packaged checkpoints are listed in
+    `cloudlulc_edge.weights`.
 
     Raises:
         CloudLULCError: A bad checkpoint (`ModelCardError`) or an unknown variant.
     """
     from cloudlulc_edge.models import create_model, list_models
     from cloudlulc_edge.models.checkpoint import load_checkpoint
+    from cloudlulc_edge.weights import default_checkpoint
 
+    checkpoint = checkpoint if checkpoint is not None else default_checkpoint(variant)
     if checkpoint is not None:
         model, card = load_checkpoint(checkpoint)
         return model, ModelIdentity(card.variant, card.package_version, card.weights_sha256, tile)

@@ -43,6 +43,10 @@ def test_wheel_top_level_names(wheel):
         "bench/model_cost.py",
         "models/net.py",
         "py.typed",
+        "weights/train_default.toml",
+        "weights/cloudlulc_edge_default/model.safetensors",
+        "weights/cloudlulc_edge_default/model_card.json",
+        "weights/cloudlulc_edge_default/TRAINING.md",
     ):
         assert f"cloudlulc_edge/{sub}" in names, sub
 
@@ -51,7 +55,7 @@ def test_wheel_metadata(wheel):
     zf = zipfile.ZipFile(wheel)
     meta = zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: torch>=2.6" in meta
-    for extra in ("kernels", "export", "bench", "ray", "tensorrt", "dev"):
+    for extra in ("kernels", "export", "bench", "ray", "tensorrt", "demo", "dev"):
         assert f"Provides-Extra: {extra}" in meta
     requirements = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     ort = [r for r in requirements if r.split()[1].startswith("onnxruntime")]

@@ -259,8 +259,7 @@ class S2SafeReader:
         Raises:
             ProductError: The SCL file exists but cannot be decoded.
         """
-        scl = [f"{self.meta.granule}/IMG_DATA/R{r}m/{self._tile_prefix()}_SCL_{r}m.jp2" for r in (60, 20)]
-        rel = next((s for s in scl if self.archive.exists(s)), None)
+        rel = next((s for s in map(self.scl_member, (60, 20)) if self.archive.exists(s)), None)
         if rel is None:
             return {"cloud_pct": float("nan") if self.meta.cloud_coverage_pct is None else self.meta.cloud_coverage_pct}
         try:
@@ -276,6 +275,10 @@ class S2SafeReader:
             "snow_pct": float(counts[11] * pct),
             "nodata_pct": float(100.0 * counts[0] / max(counts.sum(), 1.0)),
         }
+
+    def scl_member(self, resolution: int) -> str:
+        """Member path of the scene classification layer at ``resolution`` m (it may be absent)."""
+        return f"{self.meta.granule}/IMG_DATA/R{resolution}m/{self._tile_prefix()}_SCL_{resolution}m.jp2"
 
     def _tile_prefix(self) -> str:
         any_file = next(iter(next(iter(self.meta.band_files.values())).values()))

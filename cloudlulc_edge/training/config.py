@@ -65,6 +65,12 @@ class TrainConfig:
         inputs: Input configuration (`loop.INPUT_CONFIGS`, the paper's Fig. 12); ablations of the
             components are ``model`` overrides (``use_orm``, ``use_shoi``, ``use_choi``,
             ``usmt_depth=0``) and ``anchor_weight=0``.
+        dataset: ``cloudlulc_set`` (the paper's benchmark under ``data_root``) or
+            ``bigearthnet_dw`` (BigEarthNet patches + Dynamic World teacher labels under
+            ``data_root``, with simulated clouds; see `cloudlulc_edge.data.bigearthnet`).
+        cloud_donor: Cloudy L2A SAFE whose clouds are simulated onto clear patches (``bigearthnet_dw``).
+        cloud_cover: Range of the simulated cloud cover drawn per training sample.
+        val_covers: Simulated covers of every validation patch (deterministic per patch and cover).
     """
 
     data_root: str = ""
@@ -92,6 +98,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     inputs: str = "cloudy_s2+s1"
+    dataset: str = "cloudlulc_set"
+    cloud_donor: str = ""
+    cloud_cover: tuple[float, float] = (0.0, 0.9)
+    val_covers: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
 
     def validate(self) -> None:
         """Raises `ConfigError` naming the first bad value."""
@@ -106,6 +116,18 @@ class TrainConfig:
             (
                 self.inputs in ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1"),
                 f"inputs must be cloudy_s2+s1, cloudy_s2, s1 or clear_s2+s1, got {self.inputs!r}",
+            ),
+            (
+                self.dataset in ("cloudlulc_set", "bigearthnet_dw"),
+                f"dataset must be cloudlulc_set or bigearthnet_dw, got {self.dataset!r}",
+            ),
+            (
+                self.dataset != "bigearthnet_dw" or bool(self.cloud_donor),
+                "dataset bigearthnet_dw needs cloud_donor (a cloudy L2A SAFE)",
+            ),
+            (
+                0.0 <= self.cloud_cover[0] <= self.cloud_cover[1] <= 1.0 and all(0 <= c <= 1 for c in self.val_covers),
+                f"cloud covers must lie in [0, 1], got {self.cloud_cover} and {self.val_covers}",
             ),
         ]
         for ok, message in checks:
@@ -151,8 +173,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}", path)
-    if "betas" in data:
-        data["betas"] = tuple(data["betas"])
+    for key in ("betas", "cloud_cover", "val_covers"):
+        if key in data:
+            data[key] = tuple(data[key])
     config = TrainConfig(**data)
     config.validate()
     return config

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 
 from cloudlulc_edge.contract import CLASSES
-from cloudlulc_edge.data.cloudlulc_set import CLOUD_BINS, CloudLULCSet, cloud_bin
+from cloudlulc_edge.data.cloudlulc_set import CLOUD_BINS, cloud_bin
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.models.net import CloudLULCNet
-from cloudlulc_edge.training.loop import collate
+from cloudlulc_edge.training.datasets import SampleSource
+from cloudlulc_edge.training.loop import collate, predict_logits
 from cloudlulc_edge.training.metrics import StratifiedMetrics
 
 __all__ = ["evaluate", "write_report"]
@@ -31,7 +32,7 @@ PAPER = {"oa": 0.8660, "macro_f1": 0.8329, "miou": 0.7351}
 
 @torch.no_grad()
 def evaluate(
-    model: CloudLULCNet, data: CloudLULCSet, batch_size: int = 4, device: str = "cpu", inputs: str = "cloudy_s2+s1"
+    model: CloudLULCNet, data: SampleSource, batch_size: int = 4, device: str = "cpu", inputs: str = "cloudy_s2+s1"
 ) -> dict[str, Any]:
     """Runs ``model`` over ``data``; returns ``{"overall", "strata", "samples", "split", "inputs"}``.
 
@@ -48,7 +49,7 @@ def evaluate(
     for start in range(0, len(data), batch_size):
         samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
         batch = collate(samples, torch.device(device), inputs)
-        prediction = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"]).argmax(1).cpu().numpy()
+        prediction = predict_logits(model, batch).argmax(1).cpu().numpy()
         for sample, pred in zip(samples, prediction, strict=True):
             stratum = cloud_bin(sample.cloud_fraction)
             metrics.update(stratum, pred, sample.label)

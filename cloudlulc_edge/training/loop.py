@@ -21,19 +21,20 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from cloudlulc_edge.data.augment import Augment
-from cloudlulc_edge.data.cloudlulc_set import CloudLULCSet, Sample
+from cloudlulc_edge.data.cloudlulc_set import Sample
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.models import create_model
 from cloudlulc_edge.models.checkpoint import save_checkpoint
 from cloudlulc_edge.models.losses import CloudLULCLoss
 from cloudlulc_edge.models.net import CloudLULCNet
 from cloudlulc_edge.training.config import ConfigError, TrainConfig
+from cloudlulc_edge.training.datasets import SampleSource, build_datasets, data_description
 from cloudlulc_edge.training.metrics import ConfusionMatrix
 
-__all__ = ["INPUT_CONFIGS", "TrainResult", "collate", "lr_factor", "train"]
+__all__ = ["INPUT_CONFIGS", "TrainResult", "collate", "lr_factor", "predict_logits", "train"]
 
 #: Input configurations of the paper's Fig. 12.
 INPUT_CONFIGS = ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1")
@@ -104,6 +105,23 @@ def collate(samples: list[Sample], device: torch.device, inputs: str = "cloudy_s
     return batch
 
 
+def predict_logits(model: CloudLULCNet, batch: dict[str, Tensor]) -> Tensor:
+    """Logits (B, K, H, W) for a collated batch of any size.
+
+    Inputs are reflect-padded to the model's multiple (e.g. 120 → 128 for BigEarthNet patches)
+    and the logits cropped back.
+    """
+    h, w = batch["s2"].shape[-2:]
+    div = model.requires_divisible_input_shape
+    pad = (0, -w % div, 0, -h % div)
+    if any(pad):
+        inputs = [F.pad(batch[k], pad, mode="reflect") for k in ("s2", "s1", "s2_valid", "s1_valid")]
+        padded: Tensor = model(*inputs)
+        return padded[..., :h, :w]
+    logits: Tensor = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
+    return logits
+
+
 def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
     if cfg.amp == "none":
         return torch.autocast(device.type, enabled=False)
@@ -113,7 +131,7 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def _validate(model: CloudLULCNet, data: CloudLULCSet, cfg: TrainConfig, device: torch.device) -> float | None:
+def _validate(model: CloudLULCNet, data: SampleSource, cfg: TrainConfig, device: torch.device) -> float | None:
     if len(data) == 0:
         return None
     model.eval()
@@ -121,7 +139,7 @@ def _validate(model: CloudLULCNet, data: CloudLULCSet, cfg: TrainConfig, device:
     for start in range(0, len(data), cfg.batch_size):
         batch = collate([data[i] for i in range(start, min(start + cfg.batch_size, len(data)))], device, cfg.inputs)
         with _autocast(cfg, device):
-            logits = model(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
+            logits = predict_logits(model, batch)
         cm.update(logits.argmax(1).cpu().numpy(), batch["label"].cpu().numpy())
     miou = cm.metrics()["miou"]
     return float(miou) if miou is not None else None
@@ -144,6 +162,7 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
     Raises:
         ConfigError: Bad configuration, or a saved state from a different configuration.
         DatasetError: Malformed data (naming the file).
+        ProductError: An unusable cloud donor.
     """
     cfg.validate()
     device = torch.device(cfg.device)
@@ -156,8 +175,8 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
     model = built.to(device)
     loss_fn = CloudLULCLoss(model.config.token_dim, model.config.num_classes, cfg.anchor_weight,
                             learnable_anchors=cfg.learnable_anchors).to(device)  # fmt: skip
-    train_set = CloudLULCSet(cfg.data_root, "train", cfg.label_scheme, cfg.s2_offset, cfg.s1_units)  # type: ignore[arg-type]
-    val_set = CloudLULCSet(cfg.data_root, "val", cfg.label_scheme, cfg.s2_offset, cfg.s1_units)  # type: ignore[arg-type]
+    data = build_datasets(cfg)
+    train_set, val_set = data.train, data.val
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     params = [p for p in (*model.parameters(), *loss_fn.parameters()) if p.requires_grad]
@@ -166,7 +185,6 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         optimizer, lambda s: lr_factor(s, total, cfg.warmup_iters, cfg.schedule, cfg.poly_power)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    augment = Augment(cfg.flip, cfg.rot90, cfg.crop)
     start_epoch, step, best = 0, 0, None
     state_path = out / "last" / STATE_FILE
     if resume and state_path.is_file():
@@ -189,7 +207,7 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         sums = {"loss": 0.0, "ce": 0.0, "anchor": 0.0}
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size].tolist()
-            samples = [augment(train_set[i], np.random.default_rng([cfg.seed, epoch, i])) for i in idx]
+            samples = [data.prepare(train_set[i], np.random.default_rng([cfg.seed, epoch, i])) for i in idx]
             batch = collate(samples, device, cfg.inputs)
             with _autocast(cfg, device):
                 out_ = model.forward_with_latent(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
@@ -210,7 +228,7 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         if improved:
             best = miou
             save_checkpoint(model, out / "best", training={"config": cfg.to_dict(), "epoch": epoch + 1,
-                                                           "val_miou": miou})  # fmt: skip
+                                                           "val_miou": miou, "data": data_description(cfg)})  # fmt: skip
         record = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "val_miou": miou,
                   "best_miou": best, "seconds": round(time.perf_counter() - t0, 2),
                   **{k: v / steps_per_epoch for k, v in sums.items()}}  # fmt: skip

@@ -1,0 +1,177 @@
+"""The out-of-the-box demo: real sample scenes from a package registry, and cloudy copies of them.
+
+The sample scenes are the six BigEarthNet v1 S1+S2 example pairs shipped inside the PyPI wheel
+``bigearthnet-common`` (the ``demo`` extra): Austria, Ireland, Portugal and Finland, 2017–2018,
+120 × 120 px at 10 m, GeoTIFF per band. They are extracted from the wheel's tar archives with
+every member checked (no absolute paths, no ``..``, no links, bounded size), so nothing is
+written outside the demo folder.
+
+With a cloud donor (a real cloudy L2A product), `cloudy_pair` also writes a copy of each S2
+scene with simulated clouds (`cloudlulc_edge.data.cloud_sim`) as a multiband GeoTIFF and pairs it
+with the same S1, so the demo shows the map made *through* the clouds next to the clear one.
+
+Copernicus Sentinel data 2017–2018, via BigEarthNet (CDLA-Permissive-1.0, TU Berlin).
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import rasterio
+
+from cloudlulc_edge.contract import S2_BANDS
+from cloudlulc_edge.data.cloud_sim import CloudSimulator
+from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.files import atomic_write
+from cloudlulc_edge.io.products import identify
+from cloudlulc_edge.io.scene import SceneReader
+from cloudlulc_edge.pairing import Pair
+from cloudlulc_edge.pipeline import MapOptions
+
+__all__ = ["SAMPLE_ARCHIVES", "SampleDataError", "cloudy_pair", "extract_archive", "prepare_demo_inputs"]
+
+#: The example archives inside the ``bigearthnet_common`` package.
+SAMPLE_ARCHIVES = ("BigEarthNet-S1-Example.tar.bz2", "BigEarthNet-S2-Example.tar.bz2")
+#: Upper bound on the unpacked size of one archive (the real ones unpack to about 1 MB).
+MAX_UNPACKED_BYTES = 64 * 2**20
+#: Largest scene side `cloudy_pair` composites in memory (demo scenes are 120 px).
+MAX_CLOUDY_SIDE = 2048
+
+
+class SampleDataError(CloudLULCError):
+    """The demo's sample data is missing, or an archive is unsafe or corrupt."""
+
+
+def extract_archive(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> list[Path]:
+    """Extracts a tar archive of regular files and folders into ``dest``, refusing anything unsafe.
+
+    The whole member list is checked before anything is written.
+
+    Raises:
+        SampleDataError: An absolute or ``..`` member path, a link or device member, a declared size
+            over ``max_bytes``, or a corrupt archive (naming the archive).
+    """
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            total = 0
+            for m in members:
+                path = PurePosixPath(m.name)
+                if path.is_absolute() or ".." in path.parts:
+                    raise SampleDataError(f"member {m.name!r} would be written outside the target folder", archive)
+                if not (m.isfile() or m.isdir()):
+                    raise SampleDataError(f"member {m.name!r} is a link or special file; refused", archive)
+                total += m.size
+                if total > max_bytes:
+                    raise SampleDataError(f"declares more than {max_bytes} bytes unpacked; refused", archive)
+            written = []
+            for m in members:
+                target = dest.joinpath(*PurePosixPath(m.name).parts)
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(m)
+                if source is None:
+                    raise SampleDataError(f"member {m.name!r} cannot be read", archive)
+                tmp = target.with_name(target.name + ".part")
+                tmp.write_bytes(source.read())
+                tmp.replace(target)
+                written.append(target)
+            return written
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise SampleDataError(f"corrupt or unreadable archive ({exc})", archive) from exc
+
+
+def _packaged_archives() -> list[Path]:
+    try:
+        package = resources.files("bigearthnet_common")
+    except ModuleNotFoundError as exc:
+        raise SampleDataError(
+            "the demo's sample scenes come from the PyPI package bigearthnet-common; install the 'demo' extra "
+            "(pip install 'cloudlulc-edge[demo]') or pass --samples DIR"
+        ) from exc
+    paths = [Path(str(package / name)) for name in SAMPLE_ARCHIVES]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise SampleDataError("bigearthnet-common does not contain its example archive", missing[0])
+    return paths
+
+
+def prepare_demo_inputs(dest: Path, samples: Path | None = None) -> Path:
+    """Lays out the demo's input directory (once; a re-run reuses it).
+
+    Args:
+        dest: Folder to create the inputs in.
+        samples: A folder of BigEarthNet-style S1/S2 GeoTIFF scenes to use instead of the packaged
+            examples (it is read, never modified).
+
+    Returns:
+        The input directory to scan.
+
+    Raises:
+        SampleDataError: No sample data, or an unsafe archive.
+    """
+    if samples is not None:
+        if not samples.is_dir():
+            raise SampleDataError("sample folder not found", samples)
+        return samples
+    done = dest / ".complete"
+    if done.is_file():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    for archive in _packaged_archives():
+        extract_archive(archive, dest)
+    done.write_text("bigearthnet-common example pairs\n")
+    return dest
+
+
+def cloudy_pair(pair: Pair, simulator: CloudSimulator, cover: float, dest: Path, options: MapOptions,
+                seed: int = 0) -> Pair:  # fmt: skip
+    """Writes ``pair``'s S2 scene with simulated clouds and returns it paired with the same S1.
+
+    The copy is a 12-band uint16 GeoTIFF (DN = reflectance × 10000, 0 = nodata, band descriptions
+    B01…B12, tags ``ACQUISITION_TIME``, ``S2_OFFSET``, ``S2_QUANTIFICATION`` and the simulated
+    ``SIMULATED_CLOUD_COVER``) named ``<scene>_clouds<NN>.tif``, written atomically; an existing
+    copy is reused. The clouds depend on ``seed`` and the scene name only.
+
+    Raises:
+        CloudLULCError: The scene cannot be read, or is larger than `MAX_CLOUDY_SIDE`.
+    """
+    target = dest / f"{pair.name}_clouds{round(100 * cover):02d}.tif"
+    if not target.is_file():
+        reader = SceneReader(pair.s2, (), options.resolution, s2_offset=options.s2_offset,
+                             s2_quantification=options.s2_quantification)  # fmt: skip
+        try:
+            grid = reader.grid
+            if max(grid.height, grid.width) > MAX_CLOUDY_SIDE:
+                raise CloudLULCError(f"scene is {grid.height}×{grid.width} px; cloudy copies are for scenes up to "
+                                     f"{MAX_CLOUDY_SIDE} px", Path(pair.s2.path))  # fmt: skip
+            strip = reader.read(0, grid.height)
+        finally:
+            reader.close()
+        rng = np.random.default_rng([seed, *pair.name.encode()])
+        patch = simulator.simulate(strip.s2, cover, rng, valid=strip.s2_valid)
+        dn = np.where(strip.s2_valid, np.clip(np.round(patch.s2 * 10000), 1, 65535), 0).astype(np.uint16)
+        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(S2_BANDS),
+                   "dtype": "uint16", "crs": grid.crs, "transform": grid.transform, "nodata": 0,
+                   "compress": "deflate", "tiled": True}  # fmt: skip
+
+        def write(tmp: Path) -> None:
+            with rasterio.open(tmp, "w", **profile) as ds:
+                ds.write(dn)
+                ds.descriptions = S2_BANDS
+                ds.update_tags(ACQUISITION_TIME=pair.s2.sensing_time, S2_OFFSET="0", S2_QUANTIFICATION="10000",
+                               SIMULATED_CLOUD_COVER=f"{patch.cover:.4f}", SIMULATED_FROM=pair.name,
+                               CLOUD_DONOR=simulator.donor.name)  # fmt: skip
+
+        dest.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, write)
+    product = identify(target)
+    if product is None:
+        raise CloudLULCError("the cloudy copy is not recognised as an S2 scene", target)
+    return replace(pair, s2=product)

@@ -1,0 +1,97 @@
+"""Publishes a finished training run as a packaged checkpoint: weights, model card, training report.
+
+    cloudlulc-edge train cloudlulc_edge/weights/train_default.toml        # → runs/default_fusion
+    python -m cloudlulc_edge.weights.publish runs/default_fusion         # → cloudlulc_edge_default/
+
+The run's best-on-val checkpoint is verified (`load_checkpoint`), copied with its card (whose
+``training`` record gains the data statement of `data_description` if the run predates it), and
+described in ``TRAINING.md`` (data, labels, recipe, validation curve, wall time, machine) next to
+``training_log.jsonl``, the run's per-epoch log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cloudlulc_edge.files import atomic_write
+from cloudlulc_edge.models.checkpoint import CARD_FILE, WEIGHTS_FILE, load_checkpoint
+from cloudlulc_edge.training.config import TrainConfig
+from cloudlulc_edge.training.datasets import data_description
+from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS
+
+__all__ = ["publish_run", "training_report"]
+
+
+def _config(record: dict[str, Any]) -> TrainConfig:
+    raw = dict(record["config"])
+    for key in ("betas", "cloud_cover", "val_covers"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
+    return TrainConfig(**raw)
+
+
+def training_report(card_training: dict[str, Any], log: list[dict[str, Any]]) -> str:
+    """Markdown report of a run from its card's training record and its per-epoch log."""
+    cfg = card_training["config"]
+    data = card_training.get("data", {})
+    seconds = sum(r["seconds"] for r in log)
+    curve = " · ".join(f"{r['epoch']}: {100 * r['val_miou']:.1f}" for r in log if r["epoch"] % 20 == 0)
+    lines = [
+        "# Training report: the packaged default checkpoint",
+        "",
+        f"- **Variant** `{cfg['variant']}`, inputs `{cfg['inputs']}`, seed {cfg['seed']}.",
+        *(f"- **{k.capitalize()}**: {v}" for k, v in data.items()),
+        f"- **Recipe**: AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, warm-up {cfg['warmup_iters']} "
+        f"steps then {cfg['schedule']}, batch {cfg['batch_size']}, random {cfg['crop']}-px crops, flips and rot90, "
+        f"CE + {cfg['anchor_weight']} × semantic-anchor loss, gradient clipping {cfg['grad_clip']}, AMP {cfg['amp']}.",
+        f"- **Epochs** {len(log)} ({log[-1]['step']} steps), {seconds / 60:.1f} min of epoch wall time (summed "
+        f"from the log) on device `{cfg['device']}`; best epoch {card_training['epoch']}.",
+        f"- **Validation** (BigEarthNet val patches at simulated covers {cfg['val_covers']}, mIoU vs the teacher, %): "
+        f"best {100 * card_training['val_miou']:.2f}; by epoch {curve}.",
+        "",
+        "Reproduce: `cloudlulc-edge train cloudlulc_edge/weights/train_default.toml` from the repository root beside "
+        "`../shared/data`, then `python -m cloudlulc_edge.weights.publish runs/default_fusion`. The accuracy per "
+        "cloud bin against S2-only and S1-only models is in the README (`bench/results/cloud_accuracy.md`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def publish_run(run_dir: Path, dest: Path) -> Path:
+    """Copies ``run_dir/best`` to ``dest`` with an updated card, ``TRAINING.md`` and the log.
+
+    Raises:
+        ModelCardError: The run's checkpoint does not verify.
+        FileNotFoundError: The run has no best checkpoint or no log.
+    """
+    best = run_dir / "best"
+    _, card = load_checkpoint(best)
+    training = dict(card.training)
+    training.setdefault("data", data_description(_config(training)))
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic_write(dest / WEIGHTS_FILE, lambda tmp: shutil.copyfile(best / WEIGHTS_FILE, tmp))
+    atomic_write(dest / "training_log.jsonl", lambda tmp: shutil.copyfile(run_dir / "log.jsonl", tmp))
+    atomic_write(dest / "TRAINING.md", lambda tmp: tmp.write_text(training_report(training, log)))
+    published = replace(card, training=training)
+    atomic_write(dest / CARD_FILE, lambda tmp: tmp.write_text(json.dumps(published.to_dict(), indent=2) + "\n"))
+    load_checkpoint(dest)  # the published copy verifies too
+    return dest
+
+
+def main() -> None:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="finished training run (with best/ and log.jsonl)")
+    parser.add_argument("--dest", type=Path, default=DEFAULT_CHECKPOINTS["cloudlulc_edge"])
+    args = parser.parse_args()
+    print(publish_run(args.run_dir, args.dest))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Training on BigEarthNet + teacher labels with simulated clouds (how the default checkpoint is made)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cloudlulc_edge.data.bigearthnet import BigEarthNetDW
+from cloudlulc_edge.data.cloud_sim import CloudDonor, CloudSimulator
+from cloudlulc_edge.models.checkpoint import load_checkpoint
+from cloudlulc_edge.training import load_config, train
+from cloudlulc_edge.training.config import ConfigError
+from cloudlulc_edge.training.datasets import SimulatedCloudSet, evaluation_set
+from cloudlulc_edge.training.evaluate import evaluate
+from cloudlulc_edge.weights.publish import publish_run
+from tests.conftest import shared_data
+
+DEFAULT_CONFIG = Path(__file__).parents[2] / "cloudlulc_edge" / "weights" / "train_default.toml"
+
+
+def _overrides(tmp_path: Path, *extra: str) -> list[str]:
+    safe = shared_data("s2-l2a-safe", "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE")
+    return [f"data_root={shared_data()}", f"cloud_donor={safe}", f"output_dir={tmp_path / 'run'}",
+            "variant=test_tiny", "epochs=1", "crop=64", "batch_size=6", "val_covers=[0.0,0.6]", *extra]  # fmt: skip
+
+
+def test_the_packaged_default_config_trains_and_evaluates_per_cloud_bin(tmp_path):
+    cfg = load_config(DEFAULT_CONFIG, _overrides(tmp_path))
+    assert cfg.dataset == "bigearthnet_dw" and cfg.inputs == "cloudy_s2+s1"
+    result = train(cfg)
+    assert result.epochs_run == 1 and result.best_checkpoint is not None
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["val_miou"] is not None and np.isfinite(log[0]["loss"])
+    model, card = load_checkpoint(result.best_checkpoint)
+    assert card.training["config"]["dataset"] == "bigearthnet_dw"
+    test = evaluation_set(cfg, "test", covers=(0.0, 0.6))
+    report = evaluate(model, test, batch_size=4)
+    assert report["samples"] == 22  # 11 held-out patches × 2 covers
+    # Simulated covers 0 and 0.6 land in the paper's bins "<10%" and "50-70%".
+    assert report["strata"]["<10%"]["samples"] == 11 and report["strata"]["50-70%"]["samples"] == 11
+    assert report["overall"]["pixels"] > 0
+    # Publishing the run (as the packaged checkpoint is made) verifies and describes it.
+    published = publish_run(tmp_path / "run", tmp_path / "published")
+    _, published_card = load_checkpoint(published)
+    assert published_card.weights_sha256 == card.weights_sha256
+    assert "NOT ground truth" in (published / "TRAINING.md").read_text()
+
+
+def test_simulated_evaluation_sets_are_identical_across_instances(s2_safe):
+    donor = CloudDonor.from_safe(s2_safe)
+    base = BigEarthNetDW(shared_data(), "test")
+    a = SimulatedCloudSet(base, CloudSimulator(donor), (0.2, 0.8), seed=5)
+    b = SimulatedCloudSet(base, CloudSimulator(donor), (0.2, 0.8), seed=5)
+    assert len(a) == 2 * len(base)
+    for i in (0, 3, len(a) - 1):
+        np.testing.assert_array_equal(a[i].s2, b[i].s2)
+        assert abs(a[i].cloud_fraction - (0.2, 0.8)[i % 2]) < 0.01
+        assert a[i].name == base[i // 2].name
+
+
+def test_bigearthnet_training_needs_a_cloud_donor(tmp_path):
+    with pytest.raises(ConfigError, match="cloud_donor"):
+        load_config(DEFAULT_CONFIG, [*_overrides(tmp_path), "cloud_donor="])
+    with pytest.raises(ConfigError, match="cloud covers"):
+        load_config(DEFAULT_CONFIG, [*_overrides(tmp_path), "cloud_cover=[0.5,1.5]"])
