@@ -12,7 +12,7 @@ from rich.console import Console
 
 from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.pipeline import MapOptions
-from cloudlulc_edge.runner import BackendSpec, open_backend, plan_directory, run_pairs
+from cloudlulc_edge.runner import BackendSpec, check_output_dir, open_backend, plan_directory, run_pairs
 
 __all__ = ["demo_command"]
 
@@ -52,6 +52,7 @@ def demo_command(
     # trained on. BigEarthNet S2 is processing baseline 02.xx: no radiometric offset.
     options = MapOptions(tile=128, overlap=8, batch_size=batch_size, s2_offset=0.0, s2_quantification=10000.0)
     try:
+        check_output_dir(output_dir)
         inputs = prepare_demo_inputs(output_dir / "inputs", samples)
         plan = plan_directory(inputs)
         pairs = list(plan.pairs)

@@ -15,6 +15,7 @@ from cloudlulc_edge.cli.options import (
     DeviceOpt,
     DryRunOpt,
     LogFormatOpt,
+    MaxMemoryOpt,
     ModelOpt,
     OverlapOpt,
     PairWindowOpt,
@@ -37,6 +38,7 @@ from cloudlulc_edge.pipeline import MapOptions
 from cloudlulc_edge.runner import (
     BackendSpec,
     RunReport,
+    check_output_dir,
     open_backend,
     parse_shard,
     plan_directory,
@@ -90,6 +92,10 @@ def _map_pairs(
     ray: RaySettings | None = None,
 ) -> None:
     """Opens the backend, maps ``pairs`` with progress, prints the summary, exits with the run's code."""
+    try:
+        check_output_dir(output_dir)
+    except CloudLULCError as exc:
+        raise usage_error(str(exc)) from exc
     if log_format not in ("rich", "jsonl"):
         raise usage_error(f"--log-format must be rich or jsonl, got {log_format!r}")
     if options.class_scheme not in CLASS_SCHEMES:
@@ -176,6 +182,7 @@ def map_command(
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "rich",
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Scan INPUT_DIR, pair S2 with S1, and map every pair to OUTPUT_DIR.
 
@@ -190,7 +197,8 @@ def map_command(
         Console().print(_plan_table(plan, f"would map {len(plan.pairs)} pair(s) from {input_dir}"))
         raise typer.Exit(0)
     spec = BackendSpec(backend, variant, checkpoint, model, precision, device, tile)  # type: ignore[arg-type]
-    options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume)
+    options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume,
+                         max_memory_mb=max_memory)  # fmt: skip
     _map_pairs("map", plan.pairs, output_dir, spec, options, None, quiet, log_format, plan)
 
 
@@ -218,18 +226,26 @@ def run_command(
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "rich",
+    max_memory: MaxMemoryOpt = None,
     executor: Annotated[str, typer.Option(help="local, or ray (scenes as tasks on model-holding actors).")] = "local",
     ray_actors: Annotated[int, typer.Option(min=1, help="Ray: actors (one model each).")] = 1,
     ray_gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per actor (1 = one per GPU).")] = 0.0,
     ray_address: Annotated[
         str | None, typer.Option(help="Ray: cluster address (default: local or RAY_ADDRESS).")
     ] = None,
+    input_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Allowed input folder for plan entries (repeatable; default: the folder the plan was made from). "
+            "Entries outside are refused."
+        ),
+    ] = None,
 ) -> None:
     """Map the pairs of a plan file, or one shard of them (same exit codes as `map`)."""
     if executor not in ("local", "ray"):
         raise usage_error(f"--executor must be local or ray, got {executor!r}")
     try:
-        plan = read_plan(plan_file)
+        plan = read_plan(plan_file, input_root or None)
         index_count = parse_shard(shard)
         pairs = plan.shard(*index_count) if index_count else plan.pairs
     except CloudLULCError as exc:
@@ -239,6 +255,7 @@ def run_command(
         Console().print(_plan_table(Plan(pairs), f"would map {len(pairs)} pair(s) ({label}) of {plan_file}"))
         raise typer.Exit(0)
     spec = BackendSpec(backend, variant, checkpoint, model, precision, device, tile)  # type: ignore[arg-type]
-    options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume)
+    options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme, resume=resume,
+                         max_memory_mb=max_memory)  # fmt: skip
     ray = RaySettings(ray_actors, ray_gpus_per_actor, ray_address) if executor == "ray" else None
     _map_pairs("run", pairs, output_dir, spec, options, index_count, quiet, log_format, plan, ray)

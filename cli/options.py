@@ -16,6 +16,7 @@ __all__ = [
     "DeviceOpt",
     "DryRunOpt",
     "LogFormatOpt",
+    "MaxMemoryOpt",
     "ModelOpt",
     "OverlapOpt",
     "PairWindowOpt",
@@ -51,6 +52,14 @@ ClassSchemeOpt = Annotated[str, typer.Option(help="Output codes: worldcover, dyn
 PairWindowOpt = Annotated[float, typer.Option(min=0.0, help="Largest |S1 − S2| time difference to pair, days.")]
 RequireS1Opt = Annotated[bool, typer.Option("--require-s1/--allow-s2-only", help="Leave out S2 scenes without S1.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Skip scenes whose map already exists.")]
+MaxMemoryOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=256,
+        help="MiB: fail (with the reason) any scene whose estimated peak memory exceeds this, instead of exhausting "
+        "the machine; the rest of the batch goes on.",
+    ),
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be mapped, and map nothing.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the summary line.")]
 LogFormatOpt = Annotated[

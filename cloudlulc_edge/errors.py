@@ -54,3 +54,7 @@ class ExportError(CloudLULCError):
 
 class EngineCompatibilityError(CloudLULCError):
     """A TensorRT engine was built for another system (TensorRT, CUDA, GPU, precision or ONNX) and is refused."""
+
+
+class ResourceLimitError(CloudLULCError):
+    """A scene would need more memory than the configured limit (``--max-memory``)."""

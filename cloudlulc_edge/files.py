@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "sha256_file"]
+__all__ = ["atomic_write", "durable_replace", "sha256_file"]
 
 
 def sha256_file(path: Path) -> str:
@@ -20,10 +20,30 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def durable_replace(tmp: Path, target: Path) -> None:
+    """Renames a finished ``tmp`` onto ``target`` so that a power cut leaves the old or the new file.
+
+    The data is flushed (fsync) before the rename and the directory entry after it; without this,
+    a file system with delayed allocation may show the new name over an empty file after a crash.
+    """
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
     """Writes ``target`` via a temporary file in the same directory, then renames it into place.
 
-    A crash or an exception leaves no partial ``target`` behind (and no temporary file).
+    A crash or an exception leaves no partial ``target`` behind, and a power cut leaves the old or
+    the new file (`durable_replace`). The file gets the usual 0644 mode (``mkstemp`` makes 0600).
 
     Args:
         target: Final path; its directory must exist.
@@ -36,7 +56,8 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.replace(tmp, target)
+        os.chmod(tmp, 0o644)
+        durable_replace(Path(tmp), target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -14,6 +14,7 @@ listing each pair with its S2 and S1 products, Δt and coverage.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.products import Product, Skipped
 from cloudlulc_edge.version import __version__
 
-__all__ = ["PLAN_FORMAT_VERSION", "Pair", "Plan", "pair_products", "read_plan", "write_plan"]
+__all__ = ["PLAN_FORMAT_VERSION", "Pair", "Plan", "check_plan_roots", "pair_products", "read_plan", "write_plan"]
 
 PLAN_FORMAT_VERSION = 1
 #: Minimum share of the S2 footprint an S1 product must cover to count as overlapping (%).
@@ -159,11 +160,37 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2)))
 
 
-def read_plan(path: str | Path) -> Plan:
-    """Reads a plan written by `write_plan`.
+def check_plan_roots(plan: Plan, roots: Sequence[str | Path], source: Path | None = None) -> None:
+    """Refuses a plan naming any product outside ``roots`` (paths made absolute, ``..`` collapsed).
+
+    A plan file is input like any other: one edited (or written elsewhere) must not make a mapping
+    job read arbitrary files on the machine. Symbolic links inside a root are followed as the
+    operator placed them (an input folder of links to products is a common layout).
 
     Raises:
-        PairingError: The file is missing, not JSON, or not a plan of a known version.
+        PairingError: No roots, or a product path outside all of them (naming it).
+    """
+    resolved = [Path(os.path.abspath(r)) for r in roots]
+    if not resolved:
+        raise PairingError("the plan records no input root; pass the allowed input folder(s)", source)
+    for pair in plan.pairs:
+        for product in (pair.s2, *pair.s1):
+            path = Path(os.path.abspath(product.path))
+            if not any(path == root or root in path.parents for root in resolved):
+                raise PairingError(f"plan entry {product.path} lies outside the allowed input root(s) "
+                                   f"{', '.join(map(str, resolved))}; refused", source)  # fmt: skip
+
+
+def read_plan(path: str | Path, roots: Sequence[str | Path] | None = None) -> Plan:
+    """Reads a plan written by `write_plan`, and checks its products lie inside the input roots.
+
+    Args:
+        path: The plan file.
+        roots: Allowed input folders; None: the input folder the plan records (``plan`` writes it).
+
+    Raises:
+        PairingError: The file is missing, not JSON, not a plan of a known version, malformed, or
+            names a product outside the allowed roots.
     """
     path = Path(path)
     try:
@@ -173,8 +200,31 @@ def read_plan(path: str | Path) -> Plan:
     if not isinstance(doc, dict) or doc.get("format_version") != PLAN_FORMAT_VERSION:
         raise PairingError(f"not a plan file of format version {PLAN_FORMAT_VERSION}", path)
     try:
-        pairs = [Pair.from_dict(p) for p in doc["pairs"]]
-        skipped = [Skipped(s["path"], s["reason"]) for s in doc.get("skipped", [])]
-    except (KeyError, TypeError, ValueError) as exc:
+        pairs = [_checked_pair(Pair.from_dict(p)) for p in doc["pairs"]]
+        skipped = [Skipped(str(s["path"]), str(s["reason"])) for s in doc.get("skipped", [])]
+        options = doc.get("options", {})
+        if not isinstance(options, dict):
+            raise TypeError(f"options must be an object, got {type(options).__name__}")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise PairingError(f"malformed plan entry ({exc!r})", path) from exc
-    return Plan(pairs, skipped, dict(doc.get("options", {})))
+    plan = Plan(pairs, skipped, dict(options))
+    recorded = plan.options.get("input_root")
+    check_plan_roots(plan, roots if roots is not None else ([recorded] if isinstance(recorded, str) else []), path)
+    return plan
+
+
+def _checked_pair(pair: Pair) -> Pair:
+    """Type checks of what mapping will use from a plan entry (raises TypeError/ValueError)."""
+    for product in (pair.s2, *pair.s1):
+        if not isinstance(product.path, str) or not isinstance(product.product_id, str) or not product.path:
+            raise TypeError(f"product path and id must be non-empty text: {product.path!r}")
+        if product.modality not in ("s1", "s2"):
+            raise ValueError(f"unknown product kind {product.kind!r}")
+        product.time  # noqa: B018 - parses sensing_time, raising ValueError if it is not ISO 8601
+        if not isinstance(product.footprint, dict) or not isinstance(product.attrs, dict):
+            raise TypeError("footprint and attrs must be objects")
+    if pair.dt_days is not None and (isinstance(pair.dt_days, bool) or not isinstance(pair.dt_days, int | float)):
+        raise TypeError(f"dt_days must be a number or null, got {pair.dt_days!r}")
+    if pair.s2.modality != "s2" or any(p.modality != "s1" for p in pair.s1):
+        raise ValueError("a pair is one S2 product and S1 products")
+    return pair

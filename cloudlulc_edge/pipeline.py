@@ -26,14 +26,23 @@ from typing import Any
 import numpy as np
 
 from cloudlulc_edge.backends.base import Backend, TileBatch
+from cloudlulc_edge.claims import SceneClaim
 from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.errors import CloudLULCError, ResourceLimitError
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
 from cloudlulc_edge.tiling import RowBlender, TileGrid, reflect_index
 from cloudlulc_edge.writer import MapWriter
 
-__all__ = ["MapOptions", "SceneReport", "iter_tile_batches", "map_pair", "map_plan", "output_path"]
+__all__ = [
+    "MapOptions",
+    "SceneReport",
+    "estimate_scene_memory_mb",
+    "iter_tile_batches",
+    "map_pair",
+    "map_plan",
+    "output_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,7 @@ class MapOptions:
         s2_offset: DN offset for GeoTIFF S2 scenes that carry none.
         s2_quantification: DN divisor for GeoTIFF S2 scenes that carry none.
         prefetch: Tile batches the reader may queue ahead of the model.
+        max_memory_mb: Refuse scenes whose estimated peak (`estimate_scene_memory_mb`) exceeds this.
     """
 
     tile: int = 512
@@ -69,6 +79,31 @@ class MapOptions:
     s2_offset: float | None = None
     s2_quantification: float | None = None
     prefetch: int = 1
+    max_memory_mb: int | None = None
+
+
+#: Bytes per tile pixel per batch item for the model's activations (cloudlulc_edge at 512² batch 4
+#: peaks ≈ 270 MB on CPU, `bench/model_cost.py`), rounded up.
+_MODEL_BYTES_PER_PIXEL = 300
+#: Process baseline: torch, GDAL's block cache (GDAL_CACHEMAX, 512 MB by default in the CLI) and code.
+_BASELINE_MB = 750
+
+
+def estimate_scene_memory_mb(width: int, options: MapOptions, channels: int = 14, classes: int = 6) -> float:
+    """Estimated peak memory of mapping a scene of ``width`` grid columns (height never matters).
+
+    The terms follow the data flow: a reflect-padded input strip of one tile row (double-buffered
+    by the reader thread), the blender's accumulators for two tile rows, the queued tile batches,
+    the model's activations and a fixed baseline. It errs high: ``bench/map_scene.py`` measured
+    1498 / 1674 MiB peak RSS at 5490² / 10980² (tile 512, batch 4), where this gives 1677 / 2170.
+    A bound to budget with, not a guarantee.
+    """
+    tile, batch = options.tile, options.batch_size
+    strip = 2 * (channels + 2) * tile * (width + options.overlap) * 4
+    blender = 2 * (classes + 1) * tile * (width + options.overlap) * 4
+    batches = (options.prefetch + 1) * batch * (channels + 2) * tile * tile * 4
+    model = _MODEL_BYTES_PER_PIXEL * batch * tile * tile
+    return _BASELINE_MB + (strip + blender + batches + model) / 2**20
 
 
 @dataclass
@@ -220,17 +255,43 @@ def map_pair(
     target = output_path(pair, out_dir)
     report = SceneReport(pair.name, "done", str(target), dt_days=pair.dt_days, s1_coverage_pct=pair.s1_coverage_pct,
                          cloud_pct=pair.s2.attrs.get("cloud_pct"))  # fmt: skip
-    if options.resume and target.exists():
-        report.status, report.error = "skipped", "map exists (resume)"
-        return report
-    if not pair.s1 and options.s1_missing == "skip":
-        report.status, report.error, report.output = "skipped", "no S1 pair (s1_missing=skip)", None
-        return report
+    with SceneClaim(target) as claim:
+        if not claim.acquired:
+            report.status, report.error, report.output = "skipped", f"being mapped by {claim.holder()}", None
+            return report
+        claim.clear_stale()  # what a killed run left of this scene
+        if options.resume and target.exists():
+            report.status, report.error = "skipped", "map exists (resume)"
+            return report
+        if not pair.s1 and options.s1_missing == "skip":
+            report.status, report.error, report.output = "skipped", "no S1 pair (s1_missing=skip)", None
+            return report
+        return _map_claimed(pair, backend, target, options, contract, on_tiles, report, claim.workdir)
+
+
+def _map_claimed(
+    pair: Pair,
+    backend: Backend,
+    target: Path,
+    options: MapOptions,
+    contract: InputContract,
+    on_tiles: Callable[[int, int], None] | None,
+    report: SceneReport,
+    workdir: Path,
+) -> SceneReport:
+    """`map_pair` once the scene is claimed: read → tile → predict → blend → write."""
     stages: dict[str, float] = defaultdict(float)
     t0 = time.perf_counter()
-    reader = SceneReader(pair.s2, pair.s1, options.resolution, workdir=out_dir, s2_offset=options.s2_offset,
+    reader = SceneReader(pair.s2, pair.s1, options.resolution, workdir=workdir, s2_offset=options.s2_offset,
                          s2_quantification=options.s2_quantification, contract=contract)  # fmt: skip
     stages["open"] = time.perf_counter() - t0
+    if options.max_memory_mb is not None:
+        need = estimate_scene_memory_mb(reader.grid.width, options)
+        if need > options.max_memory_mb:
+            reader.close()
+            raise ResourceLimitError(f"mapping this {reader.grid.height}×{reader.grid.width} px scene needs ≈{need:.0f} "
+                                     f"MiB, over --max-memory {options.max_memory_mb} MiB; lower --tile or "
+                                     "--batch-size, or raise the limit", Path(pair.s2.path))  # fmt: skip
     writer: MapWriter | None = None
     stop = threading.Event()
     try:

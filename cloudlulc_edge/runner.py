@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from torch import nn
 
 from cloudlulc_edge.backends.base import Backend, ModelIdentity
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.errors import CloudLULCError, OutputError
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.products import Skipped, scan
 from cloudlulc_edge.pairing import Pair, Plan, pair_products
@@ -100,6 +101,21 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> t
     return int(index_text), count
 
 
+def check_output_dir(path: Path) -> None:
+    """Creates ``path`` if needed and proves it writable (a probe file), before any scene is read.
+
+    Raises:
+        OutputError: The folder cannot be created or written (read-only, full, not a folder…).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"output folder is not writable ({exc.strerror or exc})", path) from exc
+
+
 def plan_directory(input_dir: Path, window_days: float = 6.0, require_s1: bool = False) -> Plan:
     """Scans a directory and pairs its products; paths that are not products join the plan's skips.
 
@@ -109,6 +125,7 @@ def plan_directory(input_dir: Path, window_days: float = 6.0, require_s1: bool =
     found = scan(input_dir)
     plan = pair_products(found.products, window_days=window_days, require_s1=require_s1)
     plan.skipped = [*found.skipped, *plan.skipped]
+    plan.options["input_root"] = os.path.abspath(input_dir)  # `run` only maps products under it
     return plan
 
 

@@ -3,15 +3,14 @@
 Rows arrive from the blender in order and are written as windows into a tiled GTiff under a
 hidden temporary name. `MapWriter.finalize` adds the colour table and tags, converts to a COG
 with GDAL's COG driver (overviews resampled with MODE, set explicitly: GDAL's default for
-non-paletted data is CUBIC, which invents classes), writes the STAC item, and renames both into
-place only when complete. `MapWriter.abort` removes every temporary file, so a failed scene
+non-paletted data is CUBIC, which invents classes), writes the STAC item, and renames them into
+place only when complete, the map last (its presence marks a finished scene). `MapWriter.abort` removes every temporary file, so a failed scene
 leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from rasterio.windows import Window
 
 from cloudlulc_edge.contract import CLASS_SCHEMES, CLASSES, encode_classes
 from cloudlulc_edge.errors import OutputError
+from cloudlulc_edge.files import durable_replace
 from cloudlulc_edge.io.grid import RasterGrid
 from cloudlulc_edge.tiling import FinishedRows
 from cloudlulc_edge.version import __version__
@@ -183,8 +183,8 @@ class MapWriter:
                 self._temps.append(tmp)
                 tmp.write_text(json.dumps(item, indent=2))
                 cogs.append((tmp, stac_path))
-            for tmp, final in cogs:  # the map itself is renamed first: its presence marks completion
-                os.replace(tmp, final)
+            for tmp, final in reversed(cogs):  # the map itself is renamed last: its presence marks completion
+                durable_replace(tmp, final)
         except (rasterio.errors.RasterioError, OSError) as exc:
             self.abort()
             raise OutputError(f"cannot write the map ({exc})", self.path) from exc

@@ -36,6 +36,7 @@ __all__ = [
     "load_engine",
     "read_engine_key",
     "spectral_choice",
+    "verify_engine",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 DFT_MIN_VERSION = (11, 2)
 ENGINE_FILE = "model.engine"
 KEY_FILE = "key.json"
+#: Written at build time: the engine's SHA-256 and size. An engine is executable code (TensorRT's
+#: security notes), so a plan whose bytes differ from what this machine built is never loaded.
+ENGINE_MANIFEST = "engine.json"
 LAYERS_FILE = "layers.json"
 
 
@@ -218,8 +222,13 @@ def build_engine(
     directory = store / key.digest()
     engine_path = directory / ENGINE_FILE
     if engine_path.is_file() and (directory / KEY_FILE).is_file():
-        log.info("engine %s exists; reusing it", engine_path)
-        return EngineArtifact(directory, engine_path, key, 0.0, None, None)
+        try:
+            verify_engine(engine_path)
+        except ExportError as exc:
+            log.warning("rebuilding: the existing engine does not verify (%s)", exc)
+        else:
+            log.info("engine %s exists; reusing it", engine_path)
+            return EngineArtifact(directory, engine_path, key, 0.0, None, None)
     if flavour == "plugin":
         if plugin_ptx_dir is None:
             raise ExportError("the plugin flavour needs the export's plugin PTX folder", onnx_path)
@@ -246,6 +255,8 @@ def build_engine(
     atomic_write(cache_path, lambda tmp: tmp.write_bytes(bytes(cache.serialize())))
     on_dla, total = _layer_report(trt, data, logger, directory / LAYERS_FILE)
     atomic_write(engine_path, lambda tmp: tmp.write_bytes(data))
+    manifest = {"engine": engine_path.name, "sha256": sha256_file(engine_path), "bytes": len(data)}
+    atomic_write(directory / ENGINE_MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1) + "\n"))
     # The key is written last: an engine without its key is never loaded.
     atomic_write(directory / KEY_FILE, lambda tmp: tmp.write_text(json.dumps(key.to_dict(), indent=1) + "\n"))
     return EngineArtifact(directory, engine_path, key, build_s, on_dla if options.dla_core is not None else None, total)
@@ -266,6 +277,29 @@ def read_engine_key(engine_path: Path) -> EngineKey:
         raise ExportError(f"engine key is not valid JSON: {exc}", key_path) from exc
 
 
+def verify_engine(engine_path: Path) -> EngineKey:
+    """Checks an engine file against its build-time manifest and returns its key.
+
+    Raises:
+        ExportError: No key or no manifest beside the engine, or the engine's SHA-256 or size differs
+            from the manifest (a tampered, truncated or foreign plan).
+    """
+    key = read_engine_key(engine_path)
+    manifest_path = engine_path.parent / ENGINE_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected, size = str(manifest["sha256"]), int(manifest["bytes"])
+    except FileNotFoundError as exc:
+        raise ExportError(f"engine has no {ENGINE_MANIFEST} (build-time SHA-256) beside it; refusing to load it",
+                          engine_path) from exc  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"engine manifest is malformed ({exc!r})", manifest_path) from exc
+    if not engine_path.is_file() or engine_path.stat().st_size != size or sha256_file(engine_path) != expected:
+        raise ExportError("engine bytes differ from the SHA-256 recorded when it was built; refusing to load a "
+                          "tampered or foreign plan", engine_path)  # fmt: skip
+    return key
+
+
 def load_engine(engine_path: str | Path, onnx_sha256: str | None = None) -> tuple[Any, EngineKey]:
     """Deserializes an engine after checking its key against the running system.
 
@@ -277,12 +311,13 @@ def load_engine(engine_path: str | Path, onnx_sha256: str | None = None) -> tupl
         ``(ICudaEngine, key)``.
 
     Raises:
-        ExportError: No key beside the engine, or deserialization fails.
+        ExportError: No key or manifest beside the engine, bytes that differ from the build-time
+            SHA-256, or deserialization fails.
         EngineCompatibilityError: The key does not match this system.
     """
     engine_path = Path(engine_path)
+    key = verify_engine(engine_path)  # before TensorRT is even imported: never deserialize untrusted bytes
     trt = _import_tensorrt()
-    key = read_engine_key(engine_path)
     check_engine_key(key, probe_system(), onnx_sha256, engine_path)
     logger = trt.Logger(trt.Logger.WARNING)
     runtime = trt.Runtime(logger)

@@ -2,18 +2,65 @@
 
 A zipped SAFE holds ``<name>.SAFE/…`` inside the archive. XML members are read with `zipfile`;
 rasters are opened by GDAL through ``/vsizip/`` paths, so nothing is ever extracted to disk.
+
+Products come from feeds nobody here controls, so every archive and member is untrusted:
+
+* a zip is refused when any member name is absolute or has a ``..`` component, when a member is a
+  symbolic link, or when a member declares more than `MAX_MEMBER_BYTES` uncompressed (or a
+  compression ratio above `MAX_RATIO` beyond 1 MB): a decompression bomb is refused from its
+  directory, before a byte is inflated;
+* member paths asked for by metadata (manifest ``href``s) must stay inside the product;
+* XML is read at most `MAX_XML_BYTES` and parsed with ``defusedxml`` with DTDs forbidden, so
+  entity expansion ("billion laughs") and external entities are refused, never expanded or fetched.
 """
 
 from __future__ import annotations
 
+import functools
+import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import ParamSpec, TypeVar
 from xml.etree import ElementTree
+from zlib import error as zlib_error
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from cloudlulc_edge.errors import ProductError
 
-__all__ = ["SafeArchive", "find_text", "parse_xml"]
+__all__ = ["MAX_MEMBER_BYTES", "MAX_RATIO", "MAX_XML_BYTES", "SafeArchive", "find_text", "metadata_errors", "parse_xml"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+#: Largest uncompressed member a zipped product may declare (an S1 IW GRD measurement is ≈ 1 GB).
+MAX_MEMBER_BYTES = 8 * 2**30
+#: Largest compression ratio of a member over 1 MB (JPEG 2000 and TIFF rasters compress ≈ 1–10×).
+MAX_RATIO = 200
+#: Largest XML member read (SAFE metadata files are ≤ ≈ 30 MB).
+MAX_XML_BYTES = 64 * 2**20
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member must not be touched, or None."""
+    path = PurePosixPath(info.filename)
+    if path.is_absolute() or ".." in path.parts or "\\" in info.filename or ":" in info.filename.split("/", 1)[0]:
+        return "its path leaves the archive"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "it is a symbolic link"
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"it declares {info.file_size} bytes uncompressed (limit {MAX_MEMBER_BYTES})"
+    if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        return f"its compression ratio exceeds {MAX_RATIO} (a decompression bomb)"
+    return None
+
+
+def _check_relative(relative: str, archive: Path) -> None:
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts:
+        raise ProductError(f"member path {relative!r} leaves the product; refused", archive)
 
 
 @dataclass
@@ -40,9 +87,14 @@ class SafeArchive:
             raise ProductError("not a SAFE folder or a zipped SAFE", self.path)
         try:
             with zipfile.ZipFile(self.path) as zf:
-                names = zf.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ProductError(f"unreadable zip archive ({exc})", self.path) from exc
+        for info in infos:
+            reason = _unsafe_member(info)
+            if reason is not None:
+                raise ProductError(f"zip member {info.filename!r} refused: {reason}", self.path)
+        names = [i.filename for i in infos]
         roots = sorted({n.split("/", 1)[0] for n in names if n.split("/", 1)[0].upper().endswith(".SAFE")})
         if len(roots) != 1:
             raise ProductError(f"expected one <name>.SAFE folder inside the zip, found {roots or 'none'}", self.path)
@@ -57,7 +109,12 @@ class SafeArchive:
         return root[:-5] if root.upper().endswith(".SAFE") else root
 
     def exists(self, relative: str) -> bool:
-        """Whether a member exists (relative to the ``.SAFE`` root, ``/``-separated)."""
+        """Whether a member exists (relative to the ``.SAFE`` root, ``/``-separated).
+
+        Raises:
+            ProductError: ``relative`` points outside the product.
+        """
+        _check_relative(relative, self.path)
         if self._zip_root is None:
             return (self.path / relative).is_file()
         return relative in self._members
@@ -72,22 +129,33 @@ class SafeArchive:
         """Members matching a ``/``-separated glob pattern; ``*`` never crosses a ``/``."""
         return [m for m in self.members() if _match(m, pattern)]
 
-    def read_bytes(self, relative: str) -> bytes:
+    def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         """Reads a member's bytes.
 
+        Args:
+            relative: Member path.
+            limit: Refuse members larger than this many bytes.
+
         Raises:
-            ProductError: The member is missing or unreadable.
+            ProductError: The member is missing, unreadable, outside the product or over ``limit``.
         """
+        _check_relative(relative, self.path)
         try:
             if self._zip_root is None:
-                return (self.path / relative).read_bytes()
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(f"{self._zip_root}/{relative}")
-        except (KeyError, OSError, zipfile.BadZipFile) as exc:
+                with (self.path / relative).open("rb") as f:
+                    data = f.read(limit + 1 if limit is not None else -1)
+            else:
+                with zipfile.ZipFile(self.path) as zf, zf.open(f"{self._zip_root}/{relative}") as f:
+                    data = f.read(limit + 1 if limit is not None else -1)
+        except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib_error) as exc:
             raise ProductError(f"cannot read {relative} ({exc})", self.path) from exc
+        if limit is not None and len(data) > limit:
+            raise ProductError(f"{relative} is larger than {limit} bytes; refused", self.path)
+        return data
 
     def size(self, relative: str) -> int:
         """Size of a member in bytes (uncompressed size inside archives)."""
+        _check_relative(relative, self.path)
         if self._zip_root is None:
             return (self.path / relative).stat().st_size
         with zipfile.ZipFile(self.path) as zf:
@@ -126,6 +194,7 @@ class SafeArchive:
 
     def gdal_path(self, relative: str) -> str:
         """The path GDAL/rasterio opens for a member (``/vsizip/`` inside archives)."""
+        _check_relative(relative, self.path)
         if self._zip_root is None:
             return str(self.path / relative)
         return f"/vsizip/{self.path.resolve()}/{self._zip_root}/{relative}"
@@ -147,13 +216,17 @@ def parse_xml(archive: SafeArchive, relative: str) -> ElementTree.Element:
     """Parses an XML member, with namespaces stripped from tags so paths stay readable.
 
     Raises:
-        ProductError: The member is missing or is not well-formed XML.
+        ProductError: The member is missing, too large, not well-formed XML, or declares a DTD or
+            entities (refused unexpanded: SAFE metadata never needs them).
     """
-    data = archive.read_bytes(relative)
+    data = archive.read_bytes(relative, MAX_XML_BYTES)
     try:
-        root = ElementTree.fromstring(data)
+        root = safe_fromstring(data, forbid_dtd=True)
     except ElementTree.ParseError as exc:
         raise ProductError(f"malformed XML ({exc})", archive.display(relative)) from exc
+    except DefusedXmlException as exc:
+        raise ProductError(f"unsafe XML refused ({type(exc).__name__}: DTDs and entities are not allowed)",
+                           archive.display(relative)) from exc  # fmt: skip
     for el in root.iter():
         if isinstance(el.tag, str) and "}" in el.tag:
             el.tag = el.tag.split("}", 1)[1]
@@ -171,3 +244,25 @@ def find_text(root: ElementTree.Element, path: str, source: Path) -> str:
     if el is None or el.text is None or not el.text.strip():
         raise ProductError(f"metadata element {path!r} is missing or empty", source)
     return el.text.strip()
+
+
+def metadata_errors(parse: Callable[P, R]) -> Callable[P, R]:
+    """Turns a metadata parser's stray ``ValueError``/``IndexError``/… into a `ProductError`.
+
+    Decorates functions whose first argument is the `SafeArchive` (and whose second, if any, is the
+    member parsed): a malformed number or a missing list element in a damaged file then fails like
+    any other bad metadata, naming the product or the member, instead of crashing the batch.
+    """
+
+    @functools.wraps(parse)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return parse(*args, **kwargs)
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            archive = args[0]
+            assert isinstance(archive, SafeArchive)
+            member = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+            where = archive.display(member) if member else archive.path
+            raise ProductError(f"malformed metadata ({type(exc).__name__}: {exc})", where) from exc
+
+    return wrapper

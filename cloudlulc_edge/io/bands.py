@@ -10,6 +10,7 @@ downsampling. DN 0 is nodata on both sides of the warp, so nodata never blends i
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ __all__ = ["BandFile", "BandStack"]
 
 #: Rows of source margin read around a strip so bilinear kernels at the strip edges see neighbours.
 _MARGIN = 2
+#: GDAL warp working memory per call, MB (GDAL's default is 64; strips are small, this bounds them).
+WARP_MEMORY_MB = int(os.environ.get("CLOUDLULC_WARP_MEMORY_MB", "128"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class BandStack:
             backscatter is interpolated in linear units).
 
     Raises:
-        ProductError: A file cannot be opened, or its CRS or extent does not match the grid.
+        ProductError: A file cannot be opened, is not an integer or real raster, or its CRS or extent
+            does not match the grid.
     """
 
     def __init__(
@@ -83,6 +87,10 @@ class BandStack:
                 except RasterioError as exc:
                     raise ProductError(f"cannot open band {f.band} ({exc})", f.display) from exc
                 self._datasets.append(ds)
+                dtype = np.dtype(ds.dtypes[f.index - 1])
+                if dtype.kind not in "iuf":
+                    raise ProductError(f"band {f.band} has data type {dtype}; only integer or real rasters are "
+                                       "supported", f.display)  # fmt: skip
                 if ds.crs is None or ds.crs != grid.crs:
                     raise ProductError(
                         f"band {f.band} is in CRS {ds.crs}, but the scene grid is {grid.crs}; all bands of a "
@@ -173,6 +181,7 @@ class BandStack:
             dst_crs=self.grid.crs,
             dst_nodata=self.nodata,
             resampling=Resampling.bilinear if upsampling else Resampling.average,
+            warp_mem_limit=WARP_MEMORY_MB,
         )
 
     def _source(self, ds: rasterio.io.DatasetReader, index: int, window: Window) -> npt.NDArray[np.float32]:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from rasterio.control import GroundControlPoint
 
 from cloudlulc_edge.errors import ProductError
-from cloudlulc_edge.io.archive import SafeArchive, find_text, parse_xml
+from cloudlulc_edge.io.archive import SafeArchive, find_text, metadata_errors, parse_xml
 
 __all__ = [
     "CalibrationLut",
@@ -114,6 +114,7 @@ class S1SafeMetadata:
     slice_number: int | None
 
 
+@metadata_errors
 def read_s1_metadata(archive: SafeArchive) -> S1SafeMetadata:
     """Parses ``manifest.safe`` and the first product annotation.
 
@@ -173,8 +174,12 @@ def _polarisation_members(archive: SafeArchive, names: list[str]) -> dict[str, S
         ann = [m for m in annotations if tag in m]
         cal = [m for m in calibrations if tag in m]
         noise = [m for m in noises if tag in m]
+        if not ann and (cal or noise):
+            missing = f"annotation/s1?-*{tag}*.xml"
+            raise ProductError(f"{pol}: product annotation ({missing}) is missing but its calibration/noise XML is "
+                               "present: an incomplete download", archive.path)  # fmt: skip
         if not ann:
-            continue  # listed in the manifest but not delivered (e.g. a VV-only extract)
+            continue  # listed in the manifest but none of its files delivered (a VV-only extract)
         if not cal or not noise:
             raise ProductError(f"{pol}: calibration or noise XML missing under annotation/calibration/", archive.path)
         stem = ann[0].rsplit("/", 1)[-1][: -len(".xml")]
@@ -293,6 +298,7 @@ def _interp_vectors(
     return out
 
 
+@metadata_errors
 def read_calibration(archive: SafeArchive, member: str) -> CalibrationLut:
     """Parses a calibration XML.
 
@@ -320,6 +326,7 @@ def read_calibration(archive: SafeArchive, member: str) -> CalibrationLut:
                           float(const.text) if const is not None and const.text else 1.0)  # fmt: skip
 
 
+@metadata_errors
 def read_noise(archive: SafeArchive, member: str) -> NoiseLut:
     """Parses a noise XML in the IPF ≥ 2.9 (range + azimuth) or older (range only) form.
 

@@ -32,7 +32,7 @@ from rasterio.errors import RasterioError
 
 from cloudlulc_edge.contract import S2_BANDS
 from cloudlulc_edge.errors import ProductError
-from cloudlulc_edge.io.archive import SafeArchive, find_text, parse_xml
+from cloudlulc_edge.io.archive import SafeArchive, find_text, metadata_errors, parse_xml
 from cloudlulc_edge.io.bands import BandFile, BandStack
 from cloudlulc_edge.io.grid import RasterGrid
 
@@ -116,6 +116,7 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.rstrip("Z").split(".")[0])
 
 
+@metadata_errors
 def read_s2_metadata(archive: SafeArchive) -> S2SafeMetadata:
     """Parses ``MTD_MSIL{1C,2A}.xml`` and the granule's ``MTD_TL.xml``.
 
@@ -242,7 +243,7 @@ class S2SafeReader:
         missing = [self.archive.display(listed[r]) for r in sorted(listed) if r <= allowed]
         coarser = sorted(r for r in present if r > allowed)
         hint = f"; this product has {band} only at {coarser} m, open it with resolution={coarser[0]}" if coarser else ""
-        where = f"listed in the MTD but missing on disk: {missing[0]}" if missing else "not listed in the MTD"
+        where = f"listed in the MTD but missing on disk: {missing[-1]}" if missing else "not listed in the MTD"
         raise ProductError(f"band {band} at <= {allowed} m is {where}{hint}", self.archive.path)
 
     def read_dn(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> npt.NDArray[np.float32]:

@@ -9,7 +9,7 @@ contract and a model configuration.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,8 @@ class ModelCard:
         Raises:
             ModelCardError: A field is missing, has the wrong type, or holds an invalid value.
         """
+        if not isinstance(data, Mapping):
+            raise ModelCardError(f"a model card must be a JSON object, got {type(data).__name__}", path)
         required = {
             "format_version": int,
             "variant": str,
@@ -97,6 +99,7 @@ class ModelCard:
         sha = data["weights_sha256"]
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ModelCardError("weights_sha256 must be 64 lowercase hex digits", path)
+        _check_config_types(data["config"], path)
         try:
             config = CloudLULCNetConfig(**data["config"])
         except (TypeError, ValueError) as exc:
@@ -152,3 +155,22 @@ class ModelCard:
             mismatches.append(f"tile size {c.tile_size} is not a multiple of 16")
         if mismatches:
             raise ModelCardError("model card does not match: " + "; ".join(mismatches), path)
+
+
+def _check_config_types(config: Mapping[str, Any], path: str | Path | None) -> None:
+    """Every known configuration field must have its default's JSON type (the card's schema)."""
+    defaults = CloudLULCNetConfig()
+    for f in fields(CloudLULCNetConfig):
+        if f.name not in config:
+            continue
+        value, expected = config[f.name], type(getattr(defaults, f.name))
+        if expected is bool:
+            ok = isinstance(value, bool)
+        elif expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise ModelCardError(f"model config field {f.name!r} must be {expected.__name__}, got {value!r}", path)

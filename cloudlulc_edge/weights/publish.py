@@ -46,17 +46,25 @@ def training_report(card_training: dict[str, Any], log: list[dict[str, Any]]) ->
         "",
         f"- **Variant** `{cfg['variant']}`, inputs `{cfg['inputs']}`, seed {cfg['seed']}.",
         *(f"- **{k.capitalize()}**: {v}" for k, v in data.items()),
-        f"- **Recipe**: AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, warm-up {cfg['warmup_iters']} "
-        f"steps then {cfg['schedule']}, batch {cfg['batch_size']}, random {cfg['crop']}-px crops, flips and rot90, "
-        f"CE + {cfg['anchor_weight']} × semantic-anchor loss, gradient clipping {cfg['grad_clip']}, AMP {cfg['amp']}.",
-        f"- **Epochs** {len(log)} ({log[-1]['step']} steps), {seconds / 60:.1f} min of epoch wall time (summed "
-        f"from the log) on device `{cfg['device']}`; best epoch {card_training['epoch']}.",
-        f"- **Validation** (BigEarthNet val patches at simulated covers {cfg['val_covers']}, mIoU vs the teacher, %): "
-        f"best {100 * card_training['val_miou']:.2f}; by epoch {curve}.",
+        (
+            f"- **Recipe**: AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, warm-up {cfg['warmup_iters']} "
+            f"steps then {cfg['schedule']}, batch {cfg['batch_size']}, random {cfg['crop']}-px crops, flips and rot90, "
+            f"CE + {cfg['anchor_weight']} × semantic-anchor loss, gradient clipping {cfg['grad_clip']}, AMP {cfg['amp']}."
+        ),
+        (
+            f"- **Epochs** {len(log)} ({log[-1]['step']} steps), {seconds / 60:.1f} min of epoch wall time (summed "
+            f"from the log) on device `{cfg['device']}`; best epoch {card_training['epoch']}."
+        ),
+        (
+            f"- **Validation** (BigEarthNet val patches at simulated covers {cfg['val_covers']}, mIoU vs the teacher, %): "
+            f"best {100 * card_training['val_miou']:.2f}; by epoch {curve}."
+        ),
         "",
-        "Reproduce: `cloudlulc-edge train cloudlulc_edge/weights/train_default.toml` from the repository root beside "
-        "`../shared/data`, then `python -m cloudlulc_edge.weights.publish runs/default_fusion`. The accuracy per "
-        "cloud bin against S2-only and S1-only models is in the README (`bench/results/cloud_accuracy.md`).",
+        (
+            "Reproduce: `cloudlulc-edge train cloudlulc_edge/weights/train_default.toml` from the repository root beside "
+            "`../shared/data`, then `python -m cloudlulc_edge.weights.publish runs/default_fusion`. The accuracy per "
+            "cloud bin against S2-only and S1-only models is in the README (`bench/results/cloud_accuracy.md`)."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -7,13 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cloudlulc_edge.export.engine_builder import read_engine_key, spectral_choice
+from cloudlulc_edge.export.engine_builder import load_engine, read_engine_key, spectral_choice, verify_engine
 from cloudlulc_edge.export.engine_key import EngineKey, SystemIdentity, check_engine_key, read_l4t_release
 from cloudlulc_edge.export.profiles import BatchProfile, derive_profiles, profile_shapes
 from cloudlulc_edge.export.trt_plugins import aot_plugins_supported, capability_arch
 from cloudlulc_edge.export.trtexec import build_command, parse_summary, timing_command
 
 from cloudlulc_edge.errors import EngineCompatibilityError, ExportError
+from cloudlulc_edge.files import sha256_file
 
 DATA = Path(__file__).parent / "data"
 ORIN = SystemIdentity("10.3.0", "12.6", "Orin", "8.7", "36.4.3")
@@ -80,6 +81,26 @@ def test_engine_without_key_is_never_loaded(tmp_path):
     (tmp_path / "key.json").write_text("{not json")
     with pytest.raises(ExportError, match="not valid JSON"):
         read_engine_key(engine)
+
+
+def test_tampered_or_unmanifested_engines_are_refused_before_tensorrt_is_touched(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"serialized plan bytes")
+    (tmp_path / "key.json").write_text(json.dumps(_key().to_dict()))
+    with pytest.raises(ExportError, match=r"no engine\.json"):
+        load_engine(engine)
+    manifest = {"engine": engine.name, "sha256": sha256_file(engine), "bytes": engine.stat().st_size}
+    (tmp_path / "engine.json").write_text(json.dumps(manifest))
+    assert verify_engine(engine) == _key()
+    engine.write_bytes(b"serialized plan bytez")  # same size, other bytes
+    with pytest.raises(ExportError, match="differ from the SHA-256"):
+        load_engine(engine)
+    engine.write_bytes(b"short")
+    with pytest.raises(ExportError, match="differ from the SHA-256"):
+        verify_engine(engine)
+    (tmp_path / "engine.json").write_text("{}")
+    with pytest.raises(ExportError, match="malformed"):
+        verify_engine(engine)
 
 
 def test_l4t_release_is_read_from_nv_tegra_release(tmp_path):

@@ -92,8 +92,19 @@ def test_scan_skips_non_products_and_pairs_real_safe_metadata(s2_safe: Path, tmp
     strict = pair_products(result.products, require_s1=True)
     assert strict.pairs == [] and "no S1 product overlaps" in strict.skipped[0].reason
     path = write_plan(plan, tmp_path / "plan.json")
-    again = read_plan(path)
+    again = read_plan(path, roots=[root])
     assert again.pairs == plan.pairs and again.options == plan.options
+    # A plan is untrusted input: entries outside the allowed roots (or no roots at all) are refused.
+    with pytest.raises(PairingError, match="outside the allowed input root"):
+        read_plan(path, roots=[root / "notes"])
+    with pytest.raises(PairingError, match="records no input root"):
+        read_plan(path)
+    doc = json.loads(path.read_text())
+    doc["options"]["input_root"] = str(root)
+    doc["pairs"][0]["s2"]["path"] = str(root / ".." / ".." / "etc" / "shadow")
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PairingError, match="shadow"):
+        read_plan(path)
 
 
 def test_pairing_prefers_min_dt_and_mosaics_slices(bigearthnet_v1: Path) -> None:

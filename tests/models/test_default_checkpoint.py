@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from cloudlulc_edge.models.checkpoint import load_checkpoint
 from cloudlulc_edge.runner import load_model
 from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS, default_checkpoint

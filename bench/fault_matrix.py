@@ -1,0 +1,506 @@
+"""Fault and bad-input matrix: broken, hostile and odd inputs built from the real products, mapped.
+
+Every case writes one damaged (or merely unusual) product, built from the real files in
+``../shared/data``, into an input folder beside one good BigEarthNet pair, and maps the folder
+through the same library calls as ``cloudlulc-edge map``. A case is **handled** when all hold:
+
+* the outcome is the specified one: *refused* (a skip or scene failure whose message matches the
+  case and names the damaged file) or *mapped* (the scene is done and its map is valid);
+* the good scene is mapped anyway (one bad input never stops a batch);
+* no partial output: no temporary file is left and every map present opens, reads and has overviews;
+* nothing is written outside the output folder, and the inputs are unchanged (sizes and mtimes).
+
+Cases that need no mapping (S1 metadata, which ships without pixels) open the product the way the
+reader does and expect a `ProductError` naming the file.
+
+    python -m cloudlulc_edge.bench.fault_matrix [--readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import shutil
+import tempfile
+import traceback
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from cloudlulc_edge.bench.utils import environment, markdown_table, publish
+
+from cloudlulc_edge.backends.base import Backend
+from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.io.archive import SafeArchive
+from cloudlulc_edge.io.s1_safe import read_calibration, read_noise, read_s1_metadata
+from cloudlulc_edge.pipeline import MapOptions
+from cloudlulc_edge.runner import plan_directory, run_pairs
+
+__all__ = ["CASES", "Case", "run_case", "run_matrix"]
+
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+S2_SAFE = "s2-l2a-safe/S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
+S1_SAFE = "s1-grd-safe/S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
+GOOD = "36_85"  # the good pair mapped beside every damaged input
+DAMAGED = "4_55"  # the BigEarthNet pair GeoTIFF cases damage
+OPTIONS = MapOptions(tile=128, overlap=8, batch_size=4, s2_offset=0.0, s2_quantification=10000.0, stac=False,
+                     max_memory_mb=4096)  # fmt: skip
+
+Builder = Callable[[Path, Path], Path]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad or unusual input.
+
+    Attributes:
+        name: Case id.
+        group: ``xml``, ``safe``, ``zip``, ``geotiff``, ``scene``, ``paths`` or ``resources``.
+        build: ``(shared data, input folder) -> damaged path`` (written inside the input folder).
+        expect: ``refused`` or ``mapped``.
+        match: Regex the refusal message must match (``refused``).
+        mode: ``map`` (map the folder) or ``open_s1`` (open S1 metadata the way the reader does).
+        resolution: Mapping resolution (60 for the S2 SAFE sample, which ships only its 60 m layers).
+    """
+
+    name: str
+    group: str
+    build: Builder
+    expect: str
+    match: str = ""
+    mode: str = "map"
+    resolution: int | None = None
+
+
+@dataclass
+class CaseResult:
+    """Outcome of one case: ``handled`` and the individual checks."""
+
+    name: str
+    group: str
+    expect: str
+    handled: bool
+    checks: dict[str, bool] = field(default_factory=dict)
+    detail: str = ""
+
+
+# ---------------------------------------------------------------- helpers that build inputs
+
+
+def _pair(shared: Path, dest: Path, patch: str) -> tuple[Path, Path]:
+    """Copies one BigEarthNet v1 pair (S2 and S1 folders) into ``dest``; returns (s2, s1) folders."""
+    root = shared / "bigearthnet-v1"
+    s2 = next((root / "BigEarthNet-S2-Example").glob(f"*_{patch}"))
+    s1 = next((root / "BigEarthNet-S1-Example").glob(f"*_{patch}"))
+    out = dest / "BigEarthNet-S2-Example" / s2.name, dest / "BigEarthNet-S1-Example" / s1.name
+    shutil.copytree(s2, out[0])
+    shutil.copytree(s1, out[1])
+    return out
+
+
+def _s2_safe(shared: Path, dest: Path) -> Path:
+    target = dest / Path(S2_SAFE).name
+    shutil.copytree(shared / S2_SAFE, target)
+    return target
+
+
+def _s1_safe(shared: Path, dest: Path) -> Path:
+    target = dest / Path(S1_SAFE).name
+    shutil.copytree(shared / S1_SAFE, target)
+    return target
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    return next(iter(sorted(folder.glob(pattern))))
+
+
+_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10))
+    + "]>\n<lolz>&lol9;</lolz>\n"
+)
+_XXE = '<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n<x>&e;</x>\n'
+
+
+def _replace_xml(relative_glob: str, text: str | None, safe: Callable[[Path, Path], Path]) -> Builder:
+    def build(shared: Path, dest: Path) -> Path:
+        product = safe(shared, dest)
+        target = _one(product, relative_glob)
+        if text is None:
+            data = target.read_bytes()
+            target.write_bytes(data[: len(data) // 2])
+        else:
+            target.write_text(text)
+        return target
+
+    return build
+
+
+def _remove(relative_glob: str, safe: Callable[[Path, Path], Path]) -> Builder:
+    def build(shared: Path, dest: Path) -> Path:
+        target = _one(safe(shared, dest), relative_glob)
+        target.unlink()
+        return target
+
+    return build
+
+
+def _jp2(size: Callable[[int], int]) -> Builder:
+    def build(shared: Path, dest: Path) -> Path:
+        target = _one(_s2_safe(shared, dest), "GRANULE/*/IMG_DATA/R60m/*_B04_60m.jp2")
+        data = target.read_bytes()
+        target.write_bytes(data[: size(len(data))])
+        return target
+
+    return build
+
+
+def _zip(extra: Callable[[zipfile.ZipFile], None] | None, content: bytes | None = None) -> Builder:
+    """A zipped SAFE (metadata members of the real product) plus a hostile member, or raw bytes."""
+
+    def build(shared: Path, dest: Path) -> Path:
+        target = dest / (Path(S2_SAFE).stem + ".zip")
+        if content is not None:
+            target.write_bytes(content)
+            return target
+        src = shared / S2_SAFE
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+            for member in ("MTD_MSIL2A.xml", "manifest.safe"):
+                zf.write(src / member, f"{src.name}/{member}")
+            if extra is not None:
+                extra(zf)
+        return target
+
+    return build
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _symlink_member(zf: zipfile.ZipFile) -> None:
+    info = zipfile.ZipInfo(f"{Path(S2_SAFE).name}/GRANULE/link.jp2")
+    info.external_attr = (0o120777 << 16) | 0x20
+    zf.writestr(info, "/etc/passwd")
+
+
+def _bomb_member(zf: zipfile.ZipFile) -> None:
+    zf.writestr(f"{Path(S2_SAFE).name}/GRANULE/bomb.jp2", b"\0" * (24 * 2**20))
+
+
+def _member(name: str) -> Callable[[zipfile.ZipFile], None]:
+    return lambda zf: zf.writestr(name, b"payload")
+
+
+def _geotiff(edit: Callable[[Path, Path], Path]) -> Builder:
+    """Copies the damaged pair, then lets ``edit(s2_folder, s1_folder)`` damage it."""
+
+    def build(shared: Path, dest: Path) -> Path:
+        s2, s1 = _pair(shared, dest / "damaged", DAMAGED)
+        return edit(s2, s1)
+
+    return build
+
+
+Transform = Callable[[np.ndarray, dict[str, Any]], tuple[np.ndarray, dict[str, Any]]]
+
+
+def _rewrite_band(band: str, transform: Transform) -> Callable[[Path, Path], Path]:
+    def edit(s2: Path, s1: Path) -> Path:
+        path = _one(s2, f"*_{band}.tif")
+        with rasterio.open(path) as ds:
+            data, profile = ds.read(), dict(ds.profile)
+        data, profile = transform(data, profile)
+        path.unlink()
+        with rasterio.open(path, "w", **profile) as out:
+            out.write(data)
+        return path
+
+    return edit
+
+
+def _all_bands(s2: Path, fill: Callable[[np.ndarray], np.ndarray]) -> Path:
+    for path in sorted(s2.glob("*_B*.tif")):
+        with rasterio.open(path) as ds:
+            data, profile = ds.read(), dict(ds.profile)
+        with rasterio.open(path, "w", **profile) as out:
+            out.write(fill(data).astype(data.dtype))
+    return s2
+
+
+def _nan_inf(data: np.ndarray, profile: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    out = data.astype(np.float32)
+    out[0, :10, :10] = np.nan
+    out[0, 20:30, 20:30] = np.inf
+    return out, {**profile, "dtype": "float32", "nodata": None}
+
+
+def _complex(data: np.ndarray, profile: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    return data.astype(np.complex64), {**profile, "dtype": "complex64", "nodata": None}
+
+
+def _no_crs(data: np.ndarray, profile: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    return data, {**profile, "crs": None}
+
+
+def _other_crs(s2: Path, s1: Path) -> Path:
+    for path in sorted(s1.glob("*.tif")):
+        with rasterio.open(path) as ds:
+            data, profile = ds.read(), dict(ds.profile)
+        with rasterio.open(path, "w", **{**profile, "crs": "EPSG:32631"}) as out:
+            out.write(data)
+    return s1
+
+
+def _shifted_s1(s2: Path, s1: Path) -> Path:
+    for path in sorted(s1.glob("*.tif")):
+        with rasterio.open(path) as ds:
+            data, profile = ds.read(), dict(ds.profile)
+        t = profile["transform"]
+        moved = rasterio.Affine(t.a, t.b, t.c + 50_000, t.d, t.e, t.f)  # 50 km east: no overlap
+        with rasterio.open(path, "w", **{**profile, "transform": moved}) as out:
+            out.write(data)
+    return s1
+
+
+def _multiband_no_names(s2: Path, s1: Path) -> Path:
+    target = s2.parent / "three_bands.tif"
+    profile = {"driver": "GTiff", "width": 16, "height": 16, "count": 3, "dtype": "uint16", "crs": "EPSG:32629",
+               "transform": rasterio.Affine(10, 0, 600000, 0, -10, 5800000)}  # fmt: skip
+    with rasterio.open(target, "w", **profile) as out:
+        out.write(np.ones((3, 16, 16), dtype=np.uint16))
+    shutil.rmtree(s2)
+    shutil.rmtree(s1)
+    return target
+
+
+def _truncate(band: str, keep: float) -> Callable[[Path, Path], Path]:
+    def edit(s2: Path, s1: Path) -> Path:
+        path = _one(s2, f"*_{band}.tif")
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * keep)])
+        return path
+
+    return edit
+
+
+def _drop_band(s2: Path, s1: Path) -> Path:
+    path = _one(s2, "*_B11.tif")
+    path.unlink()
+    return s2
+
+
+def _huge_scene(shared: Path, dest: Path) -> Path:
+    """A 12-band S2 GeoTIFF declaring 400,000 × 128 px: a few KB on disk (sparse), GBs to map."""
+    target = dest / "S2A_MSIL2A_20170617T113321_huge.tif"
+    profile = {"driver": "GTiff", "width": 400_000, "height": 128, "count": 12, "dtype": "uint16", "tiled": True,
+               "sparse_ok": True, "compress": "deflate", "crs": "EPSG:32629",
+               "transform": rasterio.Affine(10, 0, 600000, 0, -10, 5800000)}  # fmt: skip
+    with rasterio.open(target, "w", **profile) as out:
+        out.descriptions = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+        out.update_tags(ACQUISITION_TIME="2017-06-17T11:33:21")
+    return target
+
+
+def _unicode_path(shared: Path, dest: Path) -> Path:
+    s2, _ = _pair(shared, dest / "scènes météo" / "雲 ü ß", DAMAGED)
+    return s2
+
+
+# fmt: off
+CASES: tuple[Case, ...] = (
+    # Hostile and broken XML (the real S2 L2A SAFE and the real S1 GRD SAFE metadata).
+    Case("s2-mtd-billion-laughs", "xml", _replace_xml("MTD_MSIL2A.xml", _LAUGHS, _s2_safe), "refused", "unsafe XML"),
+    Case("s2-mtd-external-entity", "xml", _replace_xml("MTD_MSIL2A.xml", _XXE, _s2_safe), "refused", "unsafe XML"),
+    Case("s2-mtd-malformed", "xml", _replace_xml("MTD_MSIL2A.xml", None, _s2_safe), "refused", "malformed XML"),
+    Case("s2-mtd-empty", "xml", _replace_xml("MTD_MSIL2A.xml", "", _s2_safe), "refused", "malformed XML"),
+    Case("s2-tile-mtd-external-entity", "xml", _replace_xml("GRANULE/*/MTD_TL.xml", _XXE, _s2_safe), "refused",
+         "unsafe XML"),
+    Case("s1-manifest-billion-laughs", "xml", _replace_xml("manifest.safe", _LAUGHS, _s1_safe), "refused",
+         "unsafe XML", "open_s1"),
+    Case("s1-annotation-malformed", "xml", _replace_xml("annotation/s1a-*-vv-*.xml", None, _s1_safe), "refused",
+         "malformed XML", "open_s1"),
+    Case("s1-calibration-external-entity", "xml", _replace_xml("annotation/calibration/calibration-*-vv-*.xml", _XXE,
+         _s1_safe), "refused", "unsafe XML", "open_s1"),
+    Case("s1-noise-empty", "xml", _replace_xml("annotation/calibration/noise-*-vh-*.xml", "", _s1_safe), "refused",
+         "malformed XML", "open_s1"),
+    # SAFE products missing files, truncated rasters.
+    Case("s2-mtd-missing", "safe", _remove("MTD_MSIL2A.xml", _s2_safe), "refused", "MTD|metadata|not a"),
+    Case("s2-band-missing", "safe", _remove("GRANULE/*/IMG_DATA/R60m/*_B8A_60m.jp2", _s2_safe), "refused",
+         "missing on disk", resolution=60),
+    Case("s2-jp2-truncated", "safe", _jp2(lambda n: n // 2), "refused", "truncated", resolution=60),
+    Case("s2-jp2-zero-byte", "safe", _jp2(lambda n: 0), "refused", "truncated", resolution=60),
+    Case("s1-annotation-missing", "safe", _remove("annotation/s1a-*-vh-*.xml", _s1_safe), "refused",
+         "annotation|missing", "open_s1"),
+    Case("s1-calibration-missing", "safe", _remove("annotation/calibration/calibration-*-vv-*.xml", _s1_safe),
+         "refused", "calibration", "open_s1"),
+    Case("s1-noise-missing", "safe", _remove("annotation/calibration/noise-*-vh-*.xml", _s1_safe), "refused",
+         "noise", "open_s1"),
+    # Zipped SAFEs: hostile members are refused from the directory, before anything is inflated.
+    Case("zip-path-traversal", "zip", _zip(_member("../../x")), "refused", "leaves the archive"),
+    Case("zip-absolute-member", "zip", _zip(_member("/tmp/cloudlulc-evil")), "refused", "leaves the archive"),
+    Case("zip-symlink-member", "zip", _zip(_symlink_member), "refused", "symbolic link"),
+    Case("zip-decompression-bomb", "zip", _zip(_bomb_member), "refused", "decompression bomb"),
+    Case("zip-corrupt", "zip", _zip(None, b"PK\x03\x04 not really a zip" * 10), "refused", "unreadable zip"),
+    Case("zip-zero-byte", "zip", _zip(None, b""), "refused", "unreadable zip"),
+    Case("zip-without-safe", "zip", _zip(None, _zip_bytes({"readme.txt": b"no product here"})), "refused",
+         "expected one"),
+    # GeoTIFF scenes: bad values, types, bands, georeferencing.
+    Case("s2-nan-inf", "geotiff", _geotiff(_rewrite_band("B04", _nan_inf)), "mapped"),
+    Case("s2-wrong-dtype", "geotiff", _geotiff(_rewrite_band("B04", _complex)), "refused", "data type|dtype"),
+    Case("s2-no-crs", "geotiff", _geotiff(_rewrite_band("B02", _no_crs)), "refused", "CRS"),
+    Case("s2-wrong-band-count", "geotiff", _geotiff(_multiband_no_names), "refused", "not a recognised product"),
+    Case("s2-band-file-missing", "geotiff", _geotiff(_drop_band), "refused", "missing band file"),
+    Case("s2-tif-truncated", "geotiff", _geotiff(_truncate("B03", 0.5)), "refused", "truncated|corrupt|decode|open"),
+    Case("s2-tif-zero-byte", "geotiff", _geotiff(_truncate("B03", 0.0)), "refused", "truncated|corrupt|decode|open"),
+    Case("s1-crs-mismatch", "geotiff", _geotiff(_other_crs), "mapped"),
+    Case("s1-no-overlap", "geotiff", _geotiff(_shifted_s1), "mapped"),
+    # Whole scenes that are legal but extreme.
+    Case("s2-all-nodata", "scene", _geotiff(lambda s2, s1: _all_bands(s2, np.zeros_like)), "refused", "all nodata"),
+    Case("s2-fully-clouded", "scene", _geotiff(lambda s2, s1: _all_bands(s2, lambda a: np.full_like(a, 9000))),
+         "mapped"),
+    Case("unicode-and-spaces-in-paths", "paths", _unicode_path, "mapped"),
+    # A scene whose declared size would exhaust memory is refused by the --max-memory guard.
+    Case("s2-huge-declared-size", "resources", _huge_scene, "refused", "max-memory"),
+)
+# fmt: on
+
+
+# ---------------------------------------------------------------- running a case
+
+
+def _snapshot(root: Path, exclude: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file() and exclude not in p.parents
+    }
+
+
+def _map_valid(path: Path) -> bool:
+    """The map opens and every pixel reads (a half-written file fails here)."""
+    try:
+        with rasterio.open(path) as ds:
+            ds.read(1)
+        return True
+    except rasterio.errors.RasterioError:
+        return False
+
+
+def _open_s1(path: Path) -> None:
+    archive = SafeArchive(path)
+    meta = read_s1_metadata(archive)
+    for pol in meta.polarisations.values():
+        read_calibration(archive, pol.calibration)
+        read_noise(archive, pol.noise)
+
+
+def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResult:
+    """Builds and runs one case in ``work`` (which must be empty)."""
+    inputs, out = work / "inputs", work / "outputs"
+    inputs.mkdir(parents=True)
+    result = CaseResult(case.name, case.group, case.expect, False)
+    damaged = case.build(shared, inputs)
+    if case.mode == "open_s1":
+        try:
+            _open_s1(next(p for p in (damaged, *damaged.parents) if p.name.endswith(".SAFE")))
+        except CloudLULCError as exc:
+            message = str(exc)
+            result.checks = {"refused": True, "message matches": bool(re.search(case.match, message)),
+                             "names the file": damaged.name in message or damaged.parent.name in message}  # fmt: skip
+            result.detail = message
+        else:
+            result.checks = {"refused": False}
+            result.detail = "opened without error"
+        result.handled = all(result.checks.values())
+        return result
+
+    _pair(shared, inputs / "good", GOOD)
+    before = _snapshot(work, out)
+    try:
+        plan = plan_directory(inputs)
+        options = OPTIONS if case.resolution is None else replace(OPTIONS, resolution=case.resolution)
+        report, _ = run_pairs("fault-matrix", plan.pairs, backend, out, options, None, None, None, plan.skipped)
+    except Exception as exc:  # noqa: BLE001 - a crash is exactly what the matrix reports
+        result.checks = {"no crash": False}
+        result.detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return result
+    scenes = {s.name: s for s in report.scenes}
+    good = next((s for name, s in scenes.items() if name.endswith(GOOD)), None)
+    checks: dict[str, bool] = {"good scene mapped": good is not None and good.status == "done"}
+    damaged_scenes = [s for name, s in scenes.items() if not name.endswith(GOOD)]
+    if case.expect == "mapped":
+        checks["damaged scene mapped"] = bool(damaged_scenes) and all(s.status == "done" for s in damaged_scenes)
+        result.detail = "; ".join(f"{s.name}: {s.status} {s.error or ''}".strip() for s in damaged_scenes)
+    else:
+        messages = [f"{s.path}: {s.reason}" for s in plan.skipped] + [
+            f"{s.name}: {s.error}" for s in damaged_scenes if s.status == "failed"
+        ]
+        hit = [m for m in messages if re.search(case.match, m)]
+        checks["refused with a specific message"] = bool(hit)
+        names = (damaged.name, damaged.parent.name, damaged.stem)
+        checks["message names the file"] = any(any(n in m for n in names) for m in hit)
+        checks["nothing mapped from it"] = not any(s.status == "done" for s in damaged_scenes)
+        result.detail = " | ".join(hit or messages)[:400]
+    leftovers = [p for p in out.rglob("*") if p.is_file() and (p.name.startswith(".") or p.suffix in (".tmp", ".part"))]
+    checks["no temporary files"] = not leftovers
+    checks["every map valid"] = all(_map_valid(p) for p in out.glob("*_lulc.tif"))
+    checks["inputs unchanged, nothing written outside the output"] = _snapshot(work, out) == before
+    result.checks = checks
+    result.handled = all(checks.values())
+    return result
+
+
+def run_matrix(shared: Path, backend: Backend, cases: tuple[Case, ...] = CASES) -> dict[str, Any]:
+    """Runs every case in its own temporary folder; returns the JSON record."""
+    results = []
+    for case in cases:
+        with tempfile.TemporaryDirectory(prefix=f"fault-{case.name}-") as tmp:
+            results.append(run_case(case, shared, Path(tmp), backend))
+    handled = sum(r.handled for r in results)
+    return {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "environment": environment(),
+        "tried": len(results),
+        "handled": handled,
+        "cases": [r.__dict__ for r in results],
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown: the counts, then one row per case."""
+    rows = [{"case": c["name"], "group": c["group"], "expected": c["expect"], "handled": "yes" if c["handled"] else
+             "**no**", "detail": c["detail"].replace("|", "/").replace("\n", " ")[:160]} for c in result["cases"]]  # fmt: skip
+    head = (f"**{result['handled']} of {result['tried']} cases handled as specified** "
+            f"({result['date'][:10]}, {result['environment']['cpu']}).\n\n")  # fmt: skip
+    columns = [("case", "case"), ("group", "group"), ("expected", "expected"), ("handled", "handled"),
+               ("detail", "what happened")]  # fmt: skip
+    return head + markdown_table(rows, columns)
+
+
+def main() -> None:
+    """CLI entry point."""
+    from cloudlulc_edge.backends.torch_backend import TorchBackend
+    from cloudlulc_edge.runner import load_model
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=_SHARED)
+    parser.add_argument("--readme", type=Path, default=None, help="README to update between fault-matrix markers")
+    args = parser.parse_args()
+    backend = TorchBackend(*load_model("test_tiny", None, OPTIONS.tile))
+    result = run_matrix(args.data, backend)
+    publish("fault_matrix", result, render(result), args.readme, "fault-matrix")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Every case of the fault/bad-input matrix (`bench/fault_matrix.py`) is handled as specified."""
+
+from __future__ import annotations
+
+import pytest
+from cloudlulc_edge.bench.fault_matrix import CASES, run_case
+
+from cloudlulc_edge.backends.torch_backend import TorchBackend
+from cloudlulc_edge.runner import load_model
+from tests.conftest import shared_data
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning"),
+    pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def backend() -> TorchBackend:
+    return TorchBackend(*load_model("test_tiny", None, 128))
+
+
+def test_the_matrix_covers_the_issue():
+    groups = {c.group for c in CASES}
+    assert groups == {"xml", "safe", "zip", "geotiff", "scene", "paths", "resources"}
+    assert len({c.name for c in CASES}) == len(CASES) >= 35
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case_is_handled(case, backend, tmp_path):
+    result = run_case(case, shared_data(), tmp_path, backend)
+    assert result.handled, (result.checks, result.detail)
