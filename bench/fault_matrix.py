@@ -418,7 +418,7 @@ def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResu
             message = str(exc)
             result.checks = {"refused": True, "message matches": bool(re.search(case.match, message)),
                              "names the file": damaged.name in message or damaged.parent.name in message}  # fmt: skip
-            result.detail = message
+            result.detail = message.replace(f"{work}/", "")
         else:
             result.checks = {"refused": False}
             result.detail = "opened without error"
@@ -458,6 +458,7 @@ def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResu
     checks["inputs unchanged, nothing written outside the output"] = _snapshot(work, out) == before
     result.checks = checks
     result.handled = all(checks.values())
+    result.detail = result.detail.replace(f"{work}/", "")
     return result
 
 
@@ -477,10 +478,16 @@ def run_matrix(shared: Path, backend: Backend, cases: tuple[Case, ...] = CASES) 
     }
 
 
+def _reason(detail: str) -> str:
+    """The end of a message (the reason), without the long product paths in front of it."""
+    text = detail.replace("|", "/").replace("\n", " ")
+    return ("…" + text[-150:]) if len(text) > 150 else text
+
+
 def render(result: dict[str, Any]) -> str:
     """Markdown: the counts, then one row per case."""
     rows = [{"case": c["name"], "group": c["group"], "expected": c["expect"], "handled": "yes" if c["handled"] else
-             "**no**", "detail": c["detail"].replace("|", "/").replace("\n", " ")[:160]} for c in result["cases"]]  # fmt: skip
+             "**no**", "detail": _reason(c["detail"])} for c in result["cases"]]  # fmt: skip
     head = (f"**{result['handled']} of {result['tried']} cases handled as specified** "
             f"({result['date'][:10]}, {result['environment']['cpu']}).\n\n")  # fmt: skip
     columns = [("case", "case"), ("group", "group"), ("expected", "expected"), ("handled", "handled"),

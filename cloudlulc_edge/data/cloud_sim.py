@@ -231,8 +231,10 @@ class CloudSimulator:
         # Shadows fall away from the sun: east component −sin(az), rows grow southward: +cos(az).
         d_row, d_col = round(shift * math.cos(azimuth)), round(-shift * math.sin(azimuth))
         margin = max(abs(d_row), abs(d_col)) + 1
-        side = max(h, w) + 2 * margin
-        density, depth, reflectance, donor_cover = self._window(side, zoom, cover, margin, (h, w), rng)
+        # The canvas is the patch plus the longest shadow on every side, so the patch sits at its
+        # centre and keeps its place under the 180° rotations and flips applied below.
+        canvas = (h + 2 * margin, w + 2 * margin)
+        density, depth, reflectance, donor_cover = self._window(canvas, zoom, cover, margin, (h, w), rng)
 
         core = (slice(margin, margin + h), slice(margin, margin + w))
         # Clouds fill in from their cores outward: pixels are ranked by density plus its blur (depth
@@ -247,8 +249,8 @@ class CloudSimulator:
         # Thick cloud casts a full shadow, haze (opacity ≤ 0.2) none.
         shadow = _shifted(np.clip((alpha - 0.2) / 0.5, 0.0, 1.0), d_row, d_col) * rng.uniform(*self.shadow_strength)
 
-        if rotate:
-            k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        if rotate:  # quarter turns only for square patches (they would move a non-square patch)
+            k, flip = int(rng.integers(4)) if h == w else 2 * int(rng.integers(2)), bool(rng.integers(2))
             alpha, shadow = _orient(alpha, k, flip), _orient(shadow, k, flip)
             above, reflectance = _orient(above, k, flip), _orient(reflectance, k, flip)
         alpha, shadow, above = alpha[core], shadow[core].astype(np.float32), above[core]
@@ -271,28 +273,35 @@ class CloudSimulator:
         )
 
     def _window(
-        self, side: int, zoom: float, cover: float, margin: int, patch: tuple[int, int], rng: np.random.Generator
+        self,
+        canvas: tuple[int, int],
+        zoom: float,
+        cover: float,
+        margin: int,
+        patch: tuple[int, int],
+        rng: np.random.Generator,
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32], float]:
         """Draws an all-valid donor window whose own cloud cover is closest above ``cover``.
 
         Returns:
-            ``(density, depth, reflectance, donor_cover)``: (side, side) density, its Gaussian blur
-            (σ = 3 donor pixels), (12, side, side) reflectance, all upsampled, and the window's own
+            ``(density, depth, reflectance, donor_cover)``: the canvas-sized density, its Gaussian
+            blur (σ = 3 donor pixels) and (12, …) reflectance, all upsampled, and the window's own
             cloud cover (density ≥ ``min_density``) over the patch.
         """
         donor = self.donor
-        size = math.ceil(side / zoom) + 2
+        size = math.ceil(max(canvas) / zoom) + 2
         rows, cols = donor.density.shape
         if size > min(rows, cols):
-            raise ValueError(f"the donor ({rows}×{cols} px) is too small for a {side}-px canvas at zoom {zoom:.2f}")
+            raise ValueError(f"the donor ({rows}×{cols} px) is too small for a {canvas} px canvas at zoom {zoom:.2f}")
         invalid = np.pad(np.cumsum(np.cumsum(~donor.valid, axis=0), axis=1), ((1, 0), (1, 0)))
-        c0, c1 = math.floor(margin / zoom), math.ceil((margin + max(patch)) / zoom)
+        r0, r1 = math.floor(margin / zoom), math.ceil((margin + patch[0]) / zoom)
+        c0, c1 = math.floor(margin / zoom), math.ceil((margin + patch[1]) / zoom)
         best: tuple[float, float, int, int] | None = None
         for _ in range(self.max_tries):
             r, c = int(rng.integers(0, rows - size + 1)), int(rng.integers(0, cols - size + 1))
             if invalid[r + size, c + size] - invalid[r, c + size] - invalid[r + size, c] + invalid[r, c]:
                 continue
-            natural = float((donor.density[r + c0 : r + c1, c + c0 : c + c1] >= self.min_density).mean())
+            natural = float((donor.density[r + r0 : r + r1, c + c0 : c + c1] >= self.min_density).mean())
             # Prefer windows whose own cloud cover just exceeds the target: the cut then follows
             # a real cloud edge instead of thinning a saturated overcast or brightening clear land.
             score = natural - cover if natural >= cover else 1.0 + cover - natural
@@ -307,13 +316,12 @@ class CloudSimulator:
         stack = torch.cat([density, _blur(density),
                            torch.from_numpy(donor.reflectance[:, r : r + size, c : c + size].astype(np.float32))[None]],
                           dim=1)  # fmt: skip
-        canvas = F.interpolate(stack, scale_factor=zoom, mode="bilinear", align_corners=False)[
-            0, :, :side, :side
-        ].numpy()
+        up = F.interpolate(stack, scale_factor=zoom, mode="bilinear", align_corners=False)
+        fields = up[0, :, : canvas[0], : canvas[1]].numpy()
         return (
-            np.ascontiguousarray(canvas[0]),
-            np.ascontiguousarray(canvas[1]),
-            np.ascontiguousarray(canvas[2:]),
+            np.ascontiguousarray(fields[0]),
+            np.ascontiguousarray(fields[1]),
+            np.ascontiguousarray(fields[2:]),
             natural,
         )
 

@@ -136,3 +136,11 @@ def test_a_donor_without_scl_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ProductError, match="SCL") as info:
         CloudDonor.from_safe(safe)
     assert "SCL_60m.jp2" in str(info.value)
+
+
+def test_non_square_scenes_get_the_exact_cover_too(donor, clear_patch):
+    wide = np.concatenate([clear_patch.s2_clear, clear_patch.s2_clear[:, :, :70]], axis=2)  # 120 × 190
+    for seed in range(4):
+        patch = CloudSimulator(donor).simulate(wide, 0.45, np.random.default_rng(seed))
+        assert patch.s2.shape == wide.shape
+        assert abs(patch.cover - 0.45) <= 2 / (120 * 190)
