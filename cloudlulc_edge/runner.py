@@ -259,12 +259,16 @@ class RunReport:
         return out
 
     def write(self, directory: Path) -> Path:
-        """Writes ``<directory>/reports/<command>-<start>[-shard-i-of-n].json`` atomically."""
+        """Writes ``<directory>/reports/<command>-<start>-p<pid>[-shard-i-of-n].json`` atomically.
+
+        The process id keeps the reports of runs started in the same second (two `map` processes
+        sharing an output folder, a job array) apart.
+        """
         folder = directory / "reports"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = self.started.replace(":", "").replace("-", "").replace("+0000", "Z")
         suffix = f"-shard-{self.shard[0]}-of-{self.shard[1]}" if self.shard else ""
-        path = folder / f"{self.command}-{stamp}{suffix}.json"
+        path = folder / f"{self.command}-{stamp}-p{os.getpid()}{suffix}.json"
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n"))
 
 

@@ -8,6 +8,7 @@ contract and a model configuration.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -102,7 +103,7 @@ class ModelCard:
         _check_config_types(data["config"], path)
         try:
             config = CloudLULCNetConfig(**data["config"])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError) as exc:
             raise ModelCardError(f"invalid model configuration in card: {exc}", path) from exc
         try:
             contract = InputContract.from_dict(data["contract"])
@@ -157,8 +158,19 @@ class ModelCard:
             raise ModelCardError("model card does not match: " + "; ".join(mismatches), path)
 
 
+#: Ranges a card's configuration must stay within (cards are untrusted files: a card asking for a
+#: width of 10⁶ would make loading it allocate until the machine dies). Generous: the paper-size
+#: variant uses width 64, token_dim 256.
+CARD_CONFIG_BOUNDS: dict[str, tuple[float, float]] = {
+    "s2_channels": (1, 64), "s1_channels": (1, 16), "num_classes": (2, 256), "width": (8, 256),
+    "token_dim": (4, 1024), "order": (1, 8), "num_blocks": (1, 16), "usmt_depth": (0, 16), "usmt_heads": (1, 32),
+    "mlp_ratio": (0.25, 8.0), "encoder_blocks": (0, 16), "decoder_blocks": (0, 16), "orm_gate_bias": (-50.0, 50.0),
+    "orm_sar_alpha": (-50.0, 50.0),
+}  # fmt: skip
+
+
 def _check_config_types(config: Mapping[str, Any], path: str | Path | None) -> None:
-    """Every known configuration field must have its default's JSON type (the card's schema)."""
+    """Every known configuration field must have its default's JSON type and lie in its bounds (the schema)."""
     defaults = CloudLULCNetConfig()
     for f in fields(CloudLULCNetConfig):
         if f.name not in config:
@@ -174,3 +186,7 @@ def _check_config_types(config: Mapping[str, Any], path: str | Path | None) -> N
             ok = isinstance(value, expected)
         if not ok:
             raise ModelCardError(f"model config field {f.name!r} must be {expected.__name__}, got {value!r}", path)
+        bounds = CARD_CONFIG_BOUNDS.get(f.name)
+        if bounds is not None and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
+            raise ModelCardError(f"model config field {f.name!r} = {value!r} is outside {list(bounds)}; a card "
+                                 "may not ask for an arbitrarily large model", path)  # fmt: skip
