@@ -30,8 +30,8 @@ __all__ = ["BandFile", "BandStack"]
 
 #: Rows of source margin read around a strip so bilinear kernels at the strip edges see neighbours.
 _MARGIN = 2
-#: GDAL warp working memory per call, MB (GDAL's default is 64; strips are small, this bounds them).
-WARP_MEMORY_MB = int(os.environ.get("CLOUDLULC_WARP_MEMORY_MB", "128"))
+#: GDAL warp working memory per call, MB (GDAL's default; explicit so that it is bounded and configurable).
+WARP_MEMORY_MB = int(os.environ.get("CLOUDLULC_WARP_MEMORY_MB", "64"))
 
 
 @dataclass(frozen=True)
