@@ -95,7 +95,7 @@ def estimate_scene_memory_mb(width: int, options: MapOptions, channels: int = 14
     The terms follow the data flow: a reflect-padded input strip of one tile row (double-buffered
     by the reader thread), the blender's accumulators for two tile rows, the queued tile batches,
     the model's activations and a fixed baseline. It errs high: ``bench/map_scene.py`` measured
-    1498 / 1674 MiB peak RSS at 5490² / 10980² (tile 512, batch 4), where this gives 1677 / 2170.
+    1585 / 1811 MiB peak RSS at 5490² / 10980² (tile 512, batch 4), where this gives 1677 / 2170.
     A bound to budget with, not a guarantee.
     """
     tile, batch = options.tile, options.batch_size

@@ -259,8 +259,9 @@ def metadata_errors(parse: Callable[P, R]) -> Callable[P, R]:
         try:
             return parse(*args, **kwargs)
         except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError) as exc:
-            archive = args[0]
-            assert isinstance(archive, SafeArchive)
+            archive = args[0] if args else None
+            if not isinstance(archive, SafeArchive):
+                raise
             member = args[1] if len(args) > 1 and isinstance(args[1], str) else None
             where = archive.display(member) if member else archive.path
             raise ProductError(f"malformed metadata ({type(exc).__name__}: {exc})", where) from exc
