@@ -26,7 +26,7 @@ import rasterio
 from cloudlulc_edge.contract import S2_BANDS
 from cloudlulc_edge.data.cloud_sim import CloudSimulator
 from cloudlulc_edge.errors import CloudLULCError
-from cloudlulc_edge.files import atomic_write
+from cloudlulc_edge.files import atomic_write, leaves_root
 from cloudlulc_edge.io.products import identify
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
@@ -60,8 +60,7 @@ def extract_archive(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYT
             members = tar.getmembers()
             total = 0
             for m in members:
-                path = PurePosixPath(m.name)
-                if path.is_absolute() or ".." in path.parts:
+                if leaves_root(m.name):
                     raise SampleDataError(f"member {m.name!r} would be written outside the target folder", archive)
                 if not (m.isfile() or m.isdir()):
                     raise SampleDataError(f"member {m.name!r} is a link or special file; refused", archive)

@@ -6,9 +6,19 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-__all__ = ["atomic_write", "durable_replace", "sha256_file"]
+__all__ = ["atomic_write", "durable_replace", "leaves_root", "sha256_file"]
+
+
+def leaves_root(relative: str) -> bool:
+    """Whether a ``/``-separated member path from an archive or metadata would escape its root.
+
+    True for absolute paths and for any ``..`` component: such a name must never be joined to a
+    destination or product folder (path traversal).
+    """
+    path = PurePosixPath(relative)
+    return path.is_absolute() or ".." in path.parts
 
 
 def sha256_file(path: Path) -> str:

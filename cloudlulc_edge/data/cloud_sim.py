@@ -40,15 +40,13 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
 import torch
 import torch.nn.functional as F
-from rasterio.errors import RasterioError
 
-from cloudlulc_edge.contract import S2_BANDS
+from cloudlulc_edge.contract import S2_BANDS, s2_dn_to_reflectance
 from cloudlulc_edge.data.cloudlulc_set import Sample
 from cloudlulc_edge.errors import ProductError
-from cloudlulc_edge.io.archive import SafeArchive, find_text, parse_xml
+from cloudlulc_edge.io.archive import find_text, parse_xml
 from cloudlulc_edge.io.s2_safe import SCL_CLOUD, SCL_SHADOW, S2SafeReader
 
 __all__ = ["CloudDonor", "CloudSimulator", "CloudyPatch", "simulate_sample"]
@@ -96,19 +94,19 @@ class CloudDonor:
             meta, archive = reader.meta, reader.archive
             if meta.level != "L2A":
                 raise ProductError("a cloud donor must be an L2A product (it needs the SCL layer)", archive.path)
-            dn = reader.read_dn(0, reader.grid.height)
-            offsets = np.asarray(reader.offsets, dtype=np.float32)[:, None, None]
-            reflectance = np.clip((dn + offsets) / meta.quantification, 0.0, 1.0)
-            scl = _read_scl(archive, reader.scl_member(resolution))
+            reflectance, dn_valid = s2_dn_to_reflectance(reader.read_dn(0, reader.grid.height), reader.offsets,
+                                                         inplace=True)  # fmt: skip
+            np.clip(reflectance, 0.0, 1.0, out=reflectance)
+            scl = reader.read_scl(resolution)
             tile = parse_xml(archive, f"{meta.granule}/MTD_TL.xml")
             src = archive.display(f"{meta.granule}/MTD_TL.xml")
             zenith = float(find_text(tile, ".//Mean_Sun_Angle/ZENITH_ANGLE", src))
             azimuth = float(find_text(tile, ".//Mean_Sun_Angle/AZIMUTH_ANGLE", src))
         finally:
             reader.close()
-        if scl.shape != dn.shape[1:]:
-            raise ProductError(f"SCL is {scl.shape}, bands are {dn.shape[1:]}", archive.path)
-        valid = (scl > 0) & np.all(dn > 0, axis=0)
+        if scl.shape != dn_valid.shape:
+            raise ProductError(f"SCL is {scl.shape}, bands are {dn_valid.shape}", archive.path)
+        valid = (scl > 0) & dn_valid
         surface = valid & np.isin(scl, SCL_SURFACE)
         cloud = valid & np.isin(scl, SCL_CLOUD[:2])
         shadow = valid & np.isin(scl, SCL_SHADOW)
@@ -132,17 +130,6 @@ class CloudDonor:
             sun_azimuth_deg=azimuth,
             pixel_size_m=float(resolution),
         )
-
-
-def _read_scl(archive: SafeArchive, relative: str) -> npt.NDArray[np.uint8]:
-    if not archive.exists(relative):
-        raise ProductError("the scene classification layer (SCL) is missing", archive.display(relative))
-    try:
-        with rasterio.open(archive.gdal_path(relative)) as ds:
-            scl: npt.NDArray[np.uint8] = ds.read(1).astype(np.uint8)
-            return scl
-    except RasterioError as exc:
-        raise ProductError(f"cannot decode SCL ({exc})", archive.display(relative)) from exc
 
 
 @dataclass(frozen=True)

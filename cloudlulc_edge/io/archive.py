@@ -21,7 +21,7 @@ import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 from xml.etree import ElementTree
 from zlib import error as zlib_error
@@ -30,6 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from cloudlulc_edge.errors import ProductError
+from cloudlulc_edge.files import leaves_root
 
 __all__ = ["MAX_MEMBER_BYTES", "MAX_RATIO", "MAX_XML_BYTES", "SafeArchive", "find_text", "metadata_errors", "parse_xml"]
 
@@ -45,8 +46,8 @@ MAX_XML_BYTES = 64 * 2**20
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
     """Why a zip member must not be touched, or None."""
-    path = PurePosixPath(info.filename)
-    if path.is_absolute() or ".." in path.parts or "\\" in info.filename or ":" in info.filename.split("/", 1)[0]:
+    name = info.filename
+    if leaves_root(name) or "\\" in name or ":" in name.split("/", 1)[0]:  # also Windows separators and drives
         return "its path leaves the archive"
     if stat.S_ISLNK(info.external_attr >> 16):
         return "it is a symbolic link"
@@ -58,8 +59,7 @@ def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
 
 
 def _check_relative(relative: str, archive: Path) -> None:
-    path = PurePosixPath(relative)
-    if path.is_absolute() or ".." in path.parts:
+    if leaves_root(relative):
         raise ProductError(f"member path {relative!r} leaves the product; refused", archive)
 
 

@@ -260,14 +260,10 @@ class S2SafeReader:
         Raises:
             ProductError: The SCL file exists but cannot be decoded.
         """
-        rel = next((s for s in map(self.scl_member, (60, 20)) if self.archive.exists(s)), None)
-        if rel is None:
+        resolution = next((r for r in (60, 20) if self.archive.exists(self.scl_member(r))), None)
+        if resolution is None:
             return {"cloud_pct": float("nan") if self.meta.cloud_coverage_pct is None else self.meta.cloud_coverage_pct}
-        try:
-            with rasterio.open(self.archive.gdal_path(rel)) as ds:
-                counts = np.bincount(ds.read(1).ravel(), minlength=256).astype(np.float64)
-        except RasterioError as exc:
-            raise ProductError(f"cannot decode SCL ({exc})", self.archive.display(rel)) from exc
+        counts = np.bincount(self.read_scl(resolution).ravel(), minlength=256).astype(np.float64)
         valid = counts[1:].sum()
         pct = 100.0 / max(valid, 1.0)
         return {
@@ -280,6 +276,22 @@ class S2SafeReader:
     def scl_member(self, resolution: int) -> str:
         """Member path of the scene classification layer at ``resolution`` m (it may be absent)."""
         return f"{self.meta.granule}/IMG_DATA/R{resolution}m/{self._tile_prefix()}_SCL_{resolution}m.jp2"
+
+    def read_scl(self, resolution: int) -> npt.NDArray[np.uint8]:
+        """The whole scene classification layer at ``resolution`` m.
+
+        Raises:
+            ProductError: The SCL file is missing or cannot be decoded (naming it).
+        """
+        rel = self.scl_member(resolution)
+        if not self.archive.exists(rel):
+            raise ProductError("the scene classification layer (SCL) is missing", self.archive.display(rel))
+        try:
+            with rasterio.open(self.archive.gdal_path(rel)) as ds:
+                scl: npt.NDArray[np.uint8] = ds.read(1).astype(np.uint8)
+        except RasterioError as exc:
+            raise ProductError(f"cannot decode SCL ({exc})", self.archive.display(rel)) from exc
+        return scl
 
     def _tile_prefix(self) -> str:
         any_file = next(iter(next(iter(self.meta.band_files.values())).values()))

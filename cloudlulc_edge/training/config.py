@@ -29,6 +29,10 @@ else:  # pragma: no cover - Python 3.10 (JetPack 6)
 __all__ = ["ConfigError", "TrainConfig", "load_config"]
 
 
+#: Fields held as tuples (lists in JSON and TOML).
+_TUPLE_FIELDS = ("betas", "cloud_cover", "val_covers")
+
+
 class ConfigError(CloudLULCError):
     """A training configuration file or override is malformed."""
 
@@ -138,6 +142,16 @@ class TrainConfig:
         """JSON form."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict` (JSON and TOML give lists where the configuration holds tuples).
+
+        Raises:
+            TypeError: Unknown keys.
+        """
+        values: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in data.items()}
+        return cls(**values)
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -173,9 +187,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}", path)
-    for key in ("betas", "cloud_cover", "val_covers"):
-        if key in data:
-            data[key] = tuple(data[key])
-    config = TrainConfig(**data)
+    config = TrainConfig.from_dict(data)
     config.validate()
     return config

@@ -27,14 +27,6 @@ from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS
 __all__ = ["publish_run", "training_report"]
 
 
-def _config(record: dict[str, Any]) -> TrainConfig:
-    raw = dict(record["config"])
-    for key in ("betas", "cloud_cover", "val_covers"):
-        if key in raw:
-            raw[key] = tuple(raw[key])
-    return TrainConfig(**raw)
-
-
 def training_report(card_training: dict[str, Any], log: list[dict[str, Any]]) -> str:
     """Markdown report of a run from its card's training record and its per-epoch log."""
     cfg = card_training["config"]
@@ -80,7 +72,7 @@ def publish_run(run_dir: Path, dest: Path) -> Path:
     best = run_dir / "best"
     _, card = load_checkpoint(best)
     training = dict(card.training)
-    training.setdefault("data", data_description(_config(training)))
+    training.setdefault("data", data_description(TrainConfig.from_dict(training["config"])))
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write(dest / WEIGHTS_FILE, lambda tmp: shutil.copyfile(best / WEIGHTS_FILE, tmp))
