@@ -9,7 +9,11 @@ teacher labels**, i.e. agreement with the teacher, on 11 small patches: a sanity
 claim, not a reproduction of the paper's numbers.
 
     python -m cloudlulc_edge.bench.cloud_accuracy --fusion runs/default_fusion/best \\
-        --s2-only runs/default_s2only/best --s1-only runs/default_s1only/best [--readme README.md]
+        --s2-only runs/default_s2only/best --s1-only runs/default_s1only/best \\
+        [--baseline unet_early=runs/baseline_unet_early/best …] [--readme README.md]
+
+``--baseline NAME=CHECKPOINT`` adds the baseline networks (any registered architecture, evaluated
+with the input configuration its card records) as further columns.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def run(checkpoints: dict[str, Path], data_root: Path, cloud_donor: Path, split:
     """Evaluates each model (with the input configuration it was trained on) at every cover.
 
     Args:
-        checkpoints: ``fusion``, ``s2_only``, ``s1_only`` → checkpoint directory.
+        checkpoints: ``fusion``, ``s2_only``, ``s1_only`` and any baselines → checkpoint directory.
         data_root: BigEarthNet + dw-labels folder.
         cloud_donor: Cloudy L2A SAFE.
         split: Evaluation split.
@@ -62,6 +66,7 @@ def run(checkpoints: dict[str, Path], data_root: Path, cloud_donor: Path, split:
             stratum = report["strata"][cloud_bin(cover)]
             per_bin[label] = {"oa": stratum["oa"], "miou": stratum["miou"], "samples": stratum["samples"]}
         models[name] = {"checkpoint": str(path), "inputs": inputs, "weights_sha256": card.weights_sha256,
+                        "variant": card.variant, "architecture": card.architecture,
                         "epoch": card.training.get("epoch"), "val_miou": card.training.get("val_miou"),
                         "bins": per_bin, "overall": {k: report["overall"][k] for k in ("oa", "miou", "macro_f1")}}  # fmt: skip
     result = {
@@ -104,7 +109,10 @@ def render(result: dict[str, Any]) -> str:
             b = models[name]["bins"][label]
             row[name] = f"{_pct(b['oa'])} / {_pct(b['miou'])}"
         rows.append(row)
-    columns = [("bin", "simulated cloud cover")] + [(n, f"{n} ({models[n]['inputs']}) OA / mIoU %") for n in models]
+    # CloudLULC-Net models differ by their input configuration; a baseline's variant says what it reads.
+    columns = [("bin", "simulated cloud cover")] + [
+        (n, f"{n} ({models[n]['inputs']}) OA / mIoU %" if models[n].get("architecture", "cloudlulc_net") ==
+         "cloudlulc_net" else f"{n} OA / mIoU %") for n in models]  # fmt: skip
     env = result["environment"]
     text = (f"{result['patches']} held-out BigEarthNet {result['split']} patches × {len(BINS)} covers, clouds "
             f"simulated from a real L2A product (seed {result['seed']}); agreement with **Dynamic World teacher "
@@ -132,7 +140,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key in zip(axes, ("oa", "miou"), strict=True):
         for name, m in result["models"].items():
-            ax.plot(BINS, [100 * (m["bins"][b][key] or 0) for b in BINS], marker="o", label=f"{name} ({m['inputs']})")
+            label = f"{name} ({m['inputs']})" if m.get("architecture", "cloudlulc_net") == "cloudlulc_net" else name
+            ax.plot(BINS, [100 * (m["bins"][b][key] or 0) for b in BINS], marker="o", label=label)
         ax.set_title(f"{key.upper()} vs teacher labels (%)")
         ax.set_xlabel("simulated cloud cover")
         ax.grid(alpha=0.3)
@@ -149,12 +158,24 @@ def main() -> None:
     parser.add_argument("--fusion", type=Path, required=True, help="cloudy_s2+s1 checkpoint")
     parser.add_argument("--s2-only", type=Path, required=True, help="cloudy_s2 checkpoint")
     parser.add_argument("--s1-only", type=Path, required=True, help="s1 checkpoint")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT",
+        help="also evaluate a baseline checkpoint (repeatable), e.g. unet_early=runs/…/best",
+    )
     parser.add_argument("--data-root", type=Path, default=_SHARED)
     parser.add_argument("--cloud-donor", type=Path, default=_DONOR)
     parser.add_argument("--split", default="test")
     parser.add_argument("--readme", type=Path, default=None, help="README to update between cloud-accuracy markers")
     args = parser.parse_args()
     checkpoints = {"fusion": args.fusion, "s2_only": args.s2_only, "s1_only": args.s1_only}
+    for item in args.baseline:
+        name, sep, path = item.partition("=")
+        if not sep or not name or name in checkpoints:
+            parser.error(f"--baseline must be NAME=CHECKPOINT with a new name, got {item!r}")
+        checkpoints[name] = Path(path)
     result = run(checkpoints, args.data_root, args.cloud_donor, args.split)
     path = publish("cloud_accuracy", result, render(result), args.readme, "cloud-accuracy")
     plot(result, path.with_suffix(".png"))

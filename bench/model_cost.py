@@ -29,7 +29,7 @@ from cloudlulc_edge.bench.utils import environment, markdown_table, proc_field, 
 from cloudlulc_edge.export.torch_export import example_inputs
 from torch.utils.flop_counter import FlopCounterMode
 
-from cloudlulc_edge.models import CloudLULCNet, create_model, list_models
+from cloudlulc_edge.models import create_model, list_models
 
 __all__ = ["count_flops", "measure_variant", "peak_inference_mib"]
 
@@ -96,7 +96,6 @@ def measure_variant(name: str, tile: int, memory: bool = True) -> dict[str, Any]
     """Returns the cost row of one variant."""
     torch.manual_seed(0)
     model = create_model(name).eval()
-    assert isinstance(model, CloudLULCNet)
     params = sum(p.numel() for p in model.parameters())
     row: dict[str, Any] = {
         "variant": name,
@@ -108,8 +107,7 @@ def measure_variant(name: str, tile: int, memory: bool = True) -> dict[str, Any]
         fp32 = peak_inference_mib(name, tile)
         row["peak_fp32_cpu_mib"] = round(fp32)
         row["est_fp16_gpu_mib"] = round(fp32 / 2 + row["weights_fp16_mib"])
-    cfg = model.config
-    row["shape"] = f"D={cfg.width} D_t={cfg.token_dim} O={cfg.order} N={cfg.num_blocks} L={cfg.usmt_depth} {cfg.shoi}"
+    row["shape"] = model.config.summary()
     return row
 
 

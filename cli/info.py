@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudlulc_edge.models import VARIANT_CONFIGS, create_model, list_models
+from cloudlulc_edge.models.architectures import architecture_for_config
 from cloudlulc_edge.version import __version__
 
 __all__ = ["info"]
@@ -39,22 +40,13 @@ def info(
         kernels.add_row(op, ", ".join(backends))
     console.print(kernels)
     table = Table(title="model variants")
-    for column in ("variant", "D", "D_t", "O", "N", "L", "SHOI", "spectral", "params (M)"):
+    for column in ("variant", "architecture", "configuration", "params (M)"):
         table.add_column(column)
     for name in list_models():
         cfg = VARIANT_CONFIGS[name]
-        params = f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.3f}" if models else "-"
-        table.add_row(
-            name,
-            str(cfg.width),
-            str(cfg.token_dim),
-            str(cfg.order),
-            str(cfg.num_blocks),
-            str(cfg.usmt_depth),
-            cfg.shoi,
-            cfg.spectral_impl,
-            params,
-        )
+        model = create_model(name) if models else None
+        params = f"{sum(p.numel() for p in model.parameters()) / 1e6:.3f}" if model is not None else "-"
+        table.add_row(name, architecture_for_config(cfg).name, cfg.summary(), params)
     console.print(table)
     if checkpoint is not None:
         from cloudlulc_edge.cli.options import usage_error

@@ -122,7 +122,8 @@ def export_onnx(
         model: A CloudLULC-Net (exported in eval mode; the caller's model is not modified).
         path: Output ``.onnx`` (written under a temporary name, renamed when valid).
         flavour: ``standard`` or ``plugin``.
-        tile: Static tile side T (a multiple of 16).
+        tile: Static tile side T (a multiple of the model's ``requires_divisible_input_shape``, 16 for
+            CloudLULC-Net).
         max_batch: Upper bound of the symbolic batch.
         opset: Default-domain opset (≤ 20 for TensorRT 10.3).
         spectral: ``matmul`` or ``fft`` for the SHOI spectral term, or None for the model's own.
@@ -131,13 +132,14 @@ def export_onnx(
         ``path``.
 
     Raises:
-        ExportError: Unknown flavour, a tile that is not a multiple of 16, or an export that fails.
+        ExportError: Unknown flavour, a tile the model cannot take, or an export that fails.
     """
     path = Path(path)
     if flavour not in ("standard", "plugin"):
         raise ExportError(f"unknown ONNX flavour {flavour!r}; use 'standard' or 'plugin'", path)
-    if tile % 16 or tile <= 0:
-        raise ExportError(f"tile must be a positive multiple of 16, got {tile}", path)
+    multiple = int(getattr(model, "requires_divisible_input_shape", 16))
+    if tile % multiple or tile <= 0:
+        raise ExportError(f"tile must be a positive multiple of {multiple} for this model, got {tile}", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = DeployModel(_with_spectral(model, spectral)).eval()
     batch = Dim("batch", min=1, max=max_batch)

@@ -6,12 +6,12 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from torch import nn
+from cloudlulc_edge.models.base import LULCModel
 
 __all__ = ["create_model", "is_model", "list_models", "register_model"]
 
-_ModelFn = TypeVar("_ModelFn", bound=Callable[..., nn.Module])
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_ModelFn = TypeVar("_ModelFn", bound=Callable[..., LULCModel])
+_REGISTRY: dict[str, Callable[..., LULCModel]] = {}
 
 
 def register_model(fn: _ModelFn) -> _ModelFn:
@@ -37,7 +37,7 @@ def is_model(name: str) -> bool:
     return name in _REGISTRY
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(name: str, **overrides: Any) -> LULCModel:
     """Builds a registered model variant.
 
     Args:

@@ -3,7 +3,8 @@
 A card is saved beside the weights as ``model_card.json``. At inference the normalisation,
 band order and classes come from the card, never from command-line defaults (`model.md` §10).
 `ModelCard.from_dict` validates the structure; `check_against` compares a card with the package
-contract and a model configuration.
+contract and a model configuration. ``architecture`` names the model family
+(`cloudlulc_edge.models.architectures`); cards without it are CloudLULC-Net.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from typing import Any
 
 from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
 from cloudlulc_edge.errors import ModelCardError
-from cloudlulc_edge.models.config import CloudLULCNetConfig
+from cloudlulc_edge.models.architectures import ARCHITECTURES, Architecture
+from cloudlulc_edge.models.base import ModelConfig
 from cloudlulc_edge.version import __version__
 
 __all__ = ["CARD_FORMAT_VERSION", "MODEL_DESCRIPTION", "ModelCard"]
 
 CARD_FORMAT_VERSION = 1
-MODEL_DESCRIPTION = (
-    "Reconstruction of CloudLULC-Net (arXiv 2606.17713) from its published description; "
-    "the official code and weights are unreleased."
-)
+DEFAULT_ARCHITECTURE = "cloudlulc_net"
+MODEL_DESCRIPTION = ARCHITECTURES[DEFAULT_ARCHITECTURE].description
 
 
 @dataclass(frozen=True)
@@ -33,29 +33,32 @@ class ModelCard:
     """Metadata saved with every checkpoint.
 
     Attributes:
-        variant: Registered variant name (``cloudlulc_net``, ``cloudlulc_edge``, ...).
-        config: The full model configuration.
+        variant: Registered variant name (``cloudlulc_net``, ``cloudlulc_edge``, ``unet_s2``, ...).
+        config: The full model configuration (the architecture's configuration type).
         contract: Input/output contract (bands, normalisation, classes, S1 coefficient, tile size).
         weights_sha256: SHA-256 of the safetensors file the card describes.
         package_version: cloudlulc-edge version that wrote the card.
         description: What the model is (states that it is a reconstruction).
         training: Free-form record of the training data and labels (empty if untrained).
         format_version: Card schema version.
+        architecture: Model family (key of `ARCHITECTURES`).
     """
 
     variant: str
-    config: CloudLULCNetConfig
+    config: ModelConfig
     contract: InputContract
     weights_sha256: str
     package_version: str = __version__
     description: str = MODEL_DESCRIPTION
     training: dict[str, Any] = field(default_factory=dict)
     format_version: int = CARD_FORMAT_VERSION
+    architecture: str = DEFAULT_ARCHITECTURE
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON-serialisable card."""
         return {
             "format_version": self.format_version,
+            "architecture": self.architecture,
             "variant": self.variant,
             "description": self.description,
             "package_version": self.package_version,
@@ -100,9 +103,10 @@ class ModelCard:
         sha = data["weights_sha256"]
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ModelCardError("weights_sha256 must be 64 lowercase hex digits", path)
-        _check_config_types(data["config"], path)
+        architecture = _architecture(data.get("architecture", DEFAULT_ARCHITECTURE), path)
+        _check_config_types(data["config"], architecture, path)
         try:
-            config = CloudLULCNetConfig(**data["config"])
+            config = architecture.config_type(**data["config"])
         except (TypeError, ValueError, ZeroDivisionError) as exc:
             raise ModelCardError(f"invalid model configuration in card: {exc}", path) from exc
         try:
@@ -121,6 +125,7 @@ class ModelCard:
             description=str(data.get("description", MODEL_DESCRIPTION)),
             training=training,
             format_version=data["format_version"],
+            architecture=architecture.name,
         )
 
     def check_against(self, package: InputContract = DEFAULT_CONTRACT, path: str | Path | None = None) -> None:
@@ -152,27 +157,23 @@ class ModelCard:
             mismatches.append(f"{len(c.s1_polarisations)} S1 channels but the model takes {cfg.s1_channels}")
         if len(c.classes) != cfg.num_classes:
             mismatches.append(f"{len(c.classes)} classes but the model predicts {cfg.num_classes}")
-        if c.tile_size % 16:
-            mismatches.append(f"tile size {c.tile_size} is not a multiple of 16")
+        if c.tile_size % cfg.input_multiple:
+            mismatches.append(f"tile size {c.tile_size} is not a multiple of {cfg.input_multiple}")
         if mismatches:
             raise ModelCardError("model card does not match: " + "; ".join(mismatches), path)
 
 
-#: Ranges a card's configuration must stay within (cards are untrusted files: a card asking for a
-#: width of 10⁶ would make loading it allocate until the machine dies). Generous: the paper-size
-#: variant uses width 64, token_dim 256.
-CARD_CONFIG_BOUNDS: dict[str, tuple[float, float]] = {
-    "s2_channels": (1, 64), "s1_channels": (1, 16), "num_classes": (2, 256), "width": (8, 256),
-    "token_dim": (4, 1024), "order": (1, 8), "num_blocks": (1, 16), "usmt_depth": (0, 16), "usmt_heads": (1, 32),
-    "mlp_ratio": (0.25, 8.0), "encoder_blocks": (0, 16), "decoder_blocks": (0, 16), "orm_gate_bias": (-50.0, 50.0),
-    "orm_sar_alpha": (-50.0, 50.0),
-}  # fmt: skip
+def _architecture(name: object, path: str | Path | None) -> Architecture:
+    if not isinstance(name, str) or name not in ARCHITECTURES:
+        raise ModelCardError(f"model card names an unknown architecture {name!r}; this version builds "
+                             f"{', '.join(ARCHITECTURES)}", path)  # fmt: skip
+    return ARCHITECTURES[name]
 
 
-def _check_config_types(config: Mapping[str, Any], path: str | Path | None) -> None:
+def _check_config_types(config: Mapping[str, Any], architecture: Architecture, path: str | Path | None) -> None:
     """Every known configuration field must have its default's JSON type and lie in its bounds (the schema)."""
-    defaults = CloudLULCNetConfig()
-    for f in fields(CloudLULCNetConfig):
+    defaults = architecture.config_type()
+    for f in fields(architecture.config_type):
         if f.name not in config:
             continue
         value, expected = config[f.name], type(getattr(defaults, f.name))
@@ -186,7 +187,7 @@ def _check_config_types(config: Mapping[str, Any], path: str | Path | None) -> N
             ok = isinstance(value, expected)
         if not ok:
             raise ModelCardError(f"model config field {f.name!r} must be {expected.__name__}, got {value!r}", path)
-        bounds = CARD_CONFIG_BOUNDS.get(f.name)
+        bounds = architecture.bounds.get(f.name)
         if bounds is not None and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
             raise ModelCardError(f"model config field {f.name!r} = {value!r} is outside {list(bounds)}; a card "
                                  "may not ask for an arbitrarily large model", path)  # fmt: skip

@@ -19,8 +19,9 @@ from safetensors.torch import load_file, save_file
 from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
 from cloudlulc_edge.errors import ModelCardError
 from cloudlulc_edge.files import atomic_write, sha256_file
+from cloudlulc_edge.models.architectures import ARCHITECTURES, architecture_of
+from cloudlulc_edge.models.base import LULCModel
 from cloudlulc_edge.models.card import ModelCard
-from cloudlulc_edge.models.net import CloudLULCNet
 
 __all__ = ["CARD_FILE", "WEIGHTS_FILE", "load_checkpoint", "read_card", "save_checkpoint", "sha256_file"]
 
@@ -29,7 +30,7 @@ CARD_FILE = "model_card.json"
 
 
 def save_checkpoint(
-    model: CloudLULCNet,
+    model: LULCModel,
     directory: str | Path,
     contract: InputContract = DEFAULT_CONTRACT,
     training: dict[str, Any] | None = None,
@@ -40,7 +41,7 @@ def save_checkpoint(
     always holds the complete weights the card describes.
 
     Args:
-        model: The network (its ``variant`` and ``config`` go into the card).
+        model: The network (its architecture, ``variant`` and ``config`` go into the card).
         directory: Checkpoint directory.
         contract: Input contract the model was trained with.
         training: What the model was trained on (data, labels, steps, metrics).
@@ -53,7 +54,10 @@ def save_checkpoint(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = out / WEIGHTS_FILE
     atomic_write(weights, lambda p: save_file(state, str(p), metadata={"variant": model.variant}))
+    architecture = architecture_of(model)
     card = ModelCard(
+        architecture=architecture.name,
+        description=architecture.description,
         variant=model.variant,
         config=model.config,
         contract=contract,
@@ -95,7 +99,7 @@ def load_checkpoint(
     expected_variant: str | None = None,
     contract: InputContract = DEFAULT_CONTRACT,
     map_location: str | torch.device = "cpu",
-) -> tuple[CloudLULCNet, ModelCard]:
+) -> tuple[LULCModel, ModelCard]:
     """Builds the model described by a checkpoint's card and loads its weights.
 
     Args:
@@ -130,7 +134,7 @@ def load_checkpoint(
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError) as exc:
         raise ModelCardError(f"cannot read safetensors weights: {exc}", weights) from exc
-    model = CloudLULCNet(card.config)
+    model = ARCHITECTURES[card.architecture].model_type(card.config)
     model.variant = card.variant
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -6,10 +6,9 @@ L = 4). Every field is a tunable reconstruction choice, not a value from the pap
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
 
-from cloudlulc_edge.contract import NUM_CLASSES, S1_CHANNELS, S2_CHANNELS
+from cloudlulc_edge.models.base import ModelConfig, raise_first_failure
 from cloudlulc_edge.models.hiaa import ShoiKind
 from cloudlulc_edge.models.invblock import SubnetKind
 from cloudlulc_edge.models.spectral import SpectralImpl
@@ -18,7 +17,7 @@ __all__ = ["CloudLULCNetConfig"]
 
 
 @dataclass(frozen=True)
-class CloudLULCNetConfig:
+class CloudLULCNetConfig(ModelConfig):
     """Constructor arguments of `CloudLULCNet`.
 
     Attributes:
@@ -48,9 +47,6 @@ class CloudLULCNetConfig:
         class_queries: Prepend K class-query tokens in USMT (the "unified" option).
     """
 
-    s2_channels: int = S2_CHANNELS
-    s1_channels: int = S1_CHANNELS
-    num_classes: int = NUM_CLASSES
     width: int = 64
     token_dim: int = 256
     order: int = 4
@@ -93,28 +89,11 @@ class CloudLULCNetConfig:
                 self.spectral_impl in ("fft", "matmul"),
                 f"spectral_impl must be 'fft' or 'matmul', got {self.spectral_impl!r}",
             ),
-            (self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        super().__post_init__()
+        raise_first_failure(checks)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the fields as a JSON-serialisable dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        """Returns every configurable field name."""
-        return [f.name for f in fields(cls)]
-
-    def override(self, **overrides: Any) -> CloudLULCNetConfig:
-        """Returns a copy with ``overrides`` applied.
-
-        Raises:
-            TypeError: An override names no field (the message lists the valid names).
-        """
-        unknown = sorted(set(overrides) - set(self.field_names()))
-        if unknown:
-            raise TypeError(f"unknown model option(s) {unknown}; valid options: {self.field_names()}")
-        return replace(self, **overrides)
+    def summary(self) -> str:
+        """D, D_t, O, N, L, SHOI kind and spectral implementation."""
+        return (f"D={self.width} D_t={self.token_dim} O={self.order} N={self.num_blocks} L={self.usmt_depth} "
+                f"SHOI={self.shoi} spectral={self.spectral_impl}")  # fmt: skip

@@ -27,12 +27,13 @@ Missing and partial inputs:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cloudlulc_edge.models.base import LULCModel, ModelOutput
 from cloudlulc_edge.models.config import CloudLULCNetConfig
 from cloudlulc_edge.models.decoder import Decoder
 from cloudlulc_edge.models.encoders import EncoderFeatures, ModalityEncoder
@@ -45,21 +46,7 @@ __all__ = ["CloudLULCNet", "ModelOutput"]
 _SCALES = (1, 2, 4)  # downsampling factor of skip1, skip2, feature
 
 
-class ModelOutput(NamedTuple):
-    """Everything the network computes in one pass.
-
-    Attributes:
-        logits: (B, K, H, W) class logits.
-        latent: (B, D_t, H/16, W/16) semantic latent Z (regularised by the anchor loss).
-        class_tokens: (B, K, D_t) final class-query states, or None without the unified option.
-    """
-
-    logits: Tensor
-    latent: Tensor
-    class_tokens: Tensor | None
-
-
-class CloudLULCNet(nn.Module):
+class CloudLULCNet(LULCModel):
     """CloudLULC-Net (reconstruction).
 
     Args:
@@ -75,9 +62,8 @@ class CloudLULCNet(nn.Module):
 
     _is_torch_exportable = True
     _is_onnx_exportable = True
-    requires_divisible_input_shape = 16
-    #: Registered variant name (set by the registry; recorded in the model card).
-    variant: str = "custom"
+    architecture = "cloudlulc_net"
+    config: CloudLULCNetConfig
 
     def __init__(self, config: CloudLULCNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
@@ -114,20 +100,6 @@ class CloudLULCNet(nn.Module):
             num_class_queries=cfg.num_classes if cfg.class_queries else 0,
         )
         self.decoder = Decoder(d, cfg.token_dim, cfg.num_classes, cfg.decoder_blocks)
-
-    def _check_inputs(self, s2: Tensor, s1: Tensor | None) -> None:
-        cfg = self.config
-        if s2.dim() != 4 or s2.shape[1] != cfg.s2_channels:
-            raise ValueError(f"s2 must be (B, {cfg.s2_channels}, H, W), got {tuple(s2.shape)}")
-        h, w = s2.shape[-2:]
-        div = self.requires_divisible_input_shape
-        if h % div or w % div:
-            new_h, new_w = -(-h // div) * div, -(-w // div) * div
-            raise ValueError(
-                f"input height and width must be divisible by {div}, got ({h}, {w}); pad the tile to ({new_h}, {new_w})"
-            )
-        if s1 is not None and (s1.dim() != 4 or s1.shape[1] != cfg.s1_channels or s1.shape[-2:] != s2.shape[-2:]):
-            raise ValueError(f"s1 must be (B, {cfg.s1_channels}, {h}, {w}) like s2, got {tuple(s1.shape)}")
 
     def _sar_features(self, s1: Tensor | None, s1_valid: Tensor | None, like: EncoderFeatures) -> EncoderFeatures:
         """SAR encoder output, with learned embeddings where S1 is missing (see module docstring)."""
@@ -169,7 +141,7 @@ class CloudLULCNet(nn.Module):
         Raises:
             ValueError: Input shapes do not match the model (the message says how to fix them).
         """
-        self._check_inputs(s2, s1)
+        self.check_inputs(s2, s1)
         opt = self.optical_encoder(s2)
         sar = self._sar_features(s1, s1_valid, like=opt)
         f_o, f_s = opt.feature, sar.feature
@@ -182,13 +154,3 @@ class CloudLULCNet(nn.Module):
         latent, class_tokens = self.usmt(fused)
         logits = self.decoder(latent, fused, opt, sar)
         return ModelOutput(logits, latent, class_tokens)
-
-    def forward(
-        self,
-        s2: Tensor,
-        s1: Tensor | None = None,
-        s2_valid: Tensor | None = None,
-        s1_valid: Tensor | None = None,
-    ) -> Tensor:
-        """Returns (B, K, H, W) logits; see `forward_with_latent` for the arguments."""
-        return self.forward_with_latent(s2, s1, s2_valid, s1_valid).logits

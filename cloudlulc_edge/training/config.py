@@ -4,7 +4,7 @@
     data_root = "/data/CloudLULC-Set"
     variant = "cloudlulc_net"
     epochs = 42
-    [model]            # optional CloudLULCNetConfig overrides
+    [model]            # optional overrides of the variant's configuration
     order = 3
 
 Overrides use the same keys (``epochs=3``, ``model.order=3``); values are parsed as JSON when they
@@ -44,8 +44,9 @@ class TrainConfig:
     Attributes:
         data_root: CloudLULC-Set root.
         output_dir: Run folder (``last/`` training state, ``best/`` checkpoint, ``log.jsonl``).
-        variant: Registered model variant.
-        model: CloudLULCNetConfig overrides.
+        variant: Registered model variant: a CloudLULC-Net profile or a baseline (``unet_s2``,
+            ``unet_s1``, ``unet_early``, ``recon_first``); see `cloudlulc_edge.models.variants`.
+        model: Overrides of the variant's configuration (`CloudLULCNetConfig`, `UNetConfig`, …).
         label_scheme: See `cloudlulc_edge.data.LABEL_SCHEMES`.
         s2_offset: DN offset of the optical files.
         s1_units: ``db`` or ``linear``.
@@ -59,8 +60,9 @@ class TrainConfig:
         poly_power: Power of the poly decay.
         amp: ``none``, ``bf16`` or ``fp16`` (fp16 needs CUDA); the FFT stays fp32 in the model.
         grad_clip: Max gradient norm (0: off).
-        anchor_weight: λ_a of the semantic anchor loss (0: the "without anchor" ablation).
-        learnable_anchors: Learn the anchor embeddings.
+        anchor_weight: λ_a of the semantic anchor loss (0: the "without anchor" ablation);
+            CloudLULC-Net only, the baselines have no semantic latent.
+        learnable_anchors: Learn the anchor embeddings (CloudLULC-Net only).
         crop: Random crop side (None: full patches).
         flip: Random flips.
         rot90: Random 90° rotations.
@@ -75,6 +77,10 @@ class TrainConfig:
         cloud_donor: Cloudy L2A SAFE whose clouds are simulated onto clear patches (``bigearthnet_dw``).
         cloud_cover: Range of the simulated cloud cover drawn per training sample.
         val_covers: Simulated covers of every validation patch (deterministic per patch and cover).
+        recon_weight: λ_r of the reconstruction L1 (``recon_first`` variants).
+        recon_segment_on: What the ``recon_first`` segmenter trains on: ``reconstruction`` (its
+            stage-1 output, gradient stopped) or ``clear`` (the cloud-free image); see
+            `cloudlulc_edge.training.objectives`.
     """
 
     data_root: str = ""
@@ -106,6 +112,8 @@ class TrainConfig:
     cloud_donor: str = ""
     cloud_cover: tuple[float, float] = (0.0, 0.9)
     val_covers: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
+    recon_weight: float = 1.0
+    recon_segment_on: str = "reconstruction"
 
     def validate(self) -> None:
         """Raises `ConfigError` naming the first bad value."""
@@ -132,6 +140,11 @@ class TrainConfig:
             (
                 0.0 <= self.cloud_cover[0] <= self.cloud_cover[1] <= 1.0 and all(0 <= c <= 1 for c in self.val_covers),
                 f"cloud covers must lie in [0, 1], got {self.cloud_cover} and {self.val_covers}",
+            ),
+            (self.recon_weight >= 0, f"recon_weight must be >= 0, got {self.recon_weight}"),
+            (
+                self.recon_segment_on in ("reconstruction", "clear"),
+                f"recon_segment_on must be reconstruction or clear, got {self.recon_segment_on!r}",
             ),
         ]
         for ok, message in checks:

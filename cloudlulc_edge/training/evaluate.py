@@ -18,7 +18,7 @@ import torch
 from cloudlulc_edge.contract import CLASSES
 from cloudlulc_edge.data.cloudlulc_set import CLOUD_BINS, cloud_bin
 from cloudlulc_edge.files import atomic_write
-from cloudlulc_edge.models.net import CloudLULCNet
+from cloudlulc_edge.models.base import LULCModel
 from cloudlulc_edge.training.datasets import SampleSource
 from cloudlulc_edge.training.loop import collate, predict_logits
 from cloudlulc_edge.training.metrics import StratifiedMetrics
@@ -32,7 +32,7 @@ PAPER = {"oa": 0.8660, "macro_f1": 0.8329, "miou": 0.7351}
 
 @torch.no_grad()
 def evaluate(
-    model: CloudLULCNet, data: SampleSource, batch_size: int = 4, device: str = "cpu", inputs: str = "cloudy_s2+s1"
+    model: LULCModel, data: SampleSource, batch_size: int = 4, device: str = "cpu", inputs: str = "cloudy_s2+s1"
 ) -> dict[str, Any]:
     """Runs ``model`` over ``data``; returns ``{"overall", "strata", "samples", "split", "inputs"}``.
 

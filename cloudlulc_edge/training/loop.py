@@ -1,9 +1,11 @@
 """The training loop: AdamW, warm-up + poly/cosine, AMP, clipping, exact resume, best-on-val mIoU.
 
-Determinism is by construction, so a resumed run continues bit for bit: the data order of epoch
-``e`` is a permutation drawn from ``seed`` and ``e`` alone, each sample's augmentation from
-``(seed, e, index)``, and the training state saved after every epoch holds the model, the anchor
-loss, the optimizer, the schedule, the torch RNG state and the step. ``OUTPUT/last/state.pt`` is
+Every registered variant trains here, CloudLULC-Net and the baselines alike; what differs is the
+objective (`cloudlulc_edge.training.objectives`). Determinism is by construction, so a resumed run
+continues bit for bit: the data order of epoch ``e`` is a permutation drawn from ``seed`` and ``e``
+alone, each sample's augmentation from ``(seed, e, index)``, and the training state saved after
+every epoch holds the model, the objective (e.g. the anchors), the optimizer, the schedule, the
+torch RNG state and the step. ``OUTPUT/last/state.pt`` is
 written atomically (and loaded with ``weights_only=True``: no arbitrary unpickling); the
 best-on-val checkpoint goes to ``OUTPUT/best/`` as safetensors + model card; ``OUTPUT/log.jsonl``
 gets one JSON line per epoch.
@@ -27,14 +29,14 @@ from torch import Tensor
 from cloudlulc_edge.data.cloudlulc_set import Sample
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.models import create_model
+from cloudlulc_edge.models.base import LULCModel
 from cloudlulc_edge.models.checkpoint import save_checkpoint
-from cloudlulc_edge.models.losses import CloudLULCLoss
-from cloudlulc_edge.models.net import CloudLULCNet
 from cloudlulc_edge.training.config import ConfigError, TrainConfig
 from cloudlulc_edge.training.datasets import SampleSource, build_datasets, data_description
 from cloudlulc_edge.training.metrics import ConfusionMatrix
+from cloudlulc_edge.training.objectives import build_objective
 
-__all__ = ["INPUT_CONFIGS", "TrainResult", "collate", "lr_factor", "predict_logits", "train"]
+__all__ = ["INPUT_CONFIGS", "TrainResult", "autocast_for", "collate", "lr_factor", "predict_logits", "train"]
 
 #: Input configurations of the paper's Fig. 12.
 INPUT_CONFIGS = ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1")
@@ -58,7 +60,7 @@ class TrainResult:
     last_epoch: int
     best_miou: float | None
     best_checkpoint: Path | None
-    model: CloudLULCNet
+    model: LULCModel
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str, power: float) -> float:
@@ -80,7 +82,8 @@ def collate(samples: list[Sample], device: torch.device, inputs: str = "cloudy_s
         inputs: `INPUT_CONFIGS` entry (the paper's Fig. 12): ``cloudy_s2+s1`` (the task),
             ``cloudy_s2`` (no SAR: zero SAR with zero SAR validity, the model's missing-S1 path),
             ``s1`` (no optics: zero S2 with zero validity, so ORM switches the optics off), or
-            ``clear_s2+s1`` (the cloud-free image: the ideal reference condition).
+            ``clear_s2+s1`` (the cloud-free image: the ideal reference condition). The clear
+            image is always in the batch as ``s2_clear`` too (the reconstruction target).
 
     Raises:
         ConfigError: Unknown input configuration.
@@ -93,6 +96,7 @@ def collate(samples: list[Sample], device: torch.device, inputs: str = "cloudy_s
 
     batch = {
         "s2": stack("s2_clear" if inputs == "clear_s2+s1" else "s2"),
+        "s2_clear": stack("s2_clear"),
         "s1": stack("s1"),
         "s2_valid": stack("s2_valid")[:, None].float(),
         "s1_valid": stack("s1_valid")[:, None].float(),
@@ -105,7 +109,7 @@ def collate(samples: list[Sample], device: torch.device, inputs: str = "cloudy_s
     return batch
 
 
-def predict_logits(model: CloudLULCNet, batch: dict[str, Tensor]) -> Tensor:
+def predict_logits(model: LULCModel, batch: dict[str, Tensor]) -> Tensor:
     """Logits (B, K, H, W) for a collated batch of any size.
 
     Inputs are reflect-padded to the model's multiple (e.g. 120 → 128 for BigEarthNet patches)
@@ -122,7 +126,12 @@ def predict_logits(model: CloudLULCNet, batch: dict[str, Tensor]) -> Tensor:
     return logits
 
 
-def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
+def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
+    """The autocast context of ``cfg.amp`` on ``device`` (disabled for ``none``).
+
+    Raises:
+        ConfigError: fp16 requested off CUDA.
+    """
     if cfg.amp == "none":
         return torch.autocast(device.type, enabled=False)
     if cfg.amp == "fp16" and device.type != "cuda":
@@ -131,14 +140,14 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def _validate(model: CloudLULCNet, data: SampleSource, cfg: TrainConfig, device: torch.device) -> float | None:
+def _validate(model: LULCModel, data: SampleSource, cfg: TrainConfig, device: torch.device) -> float | None:
     if len(data) == 0:
         return None
     model.eval()
     cm = ConfusionMatrix(model.config.num_classes)
     for start in range(0, len(data), cfg.batch_size):
         batch = collate([data[i] for i in range(start, min(start + cfg.batch_size, len(data)))], device, cfg.inputs)
-        with _autocast(cfg, device):
+        with autocast_for(cfg, device):
             logits = predict_logits(model, batch)
         cm.update(logits.argmax(1).cpu().numpy(), batch["label"].cpu().numpy())
     miou = cm.metrics()["miou"]
@@ -169,12 +178,14 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
     out = Path(cfg.output_dir)
     (out / "last").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    built = create_model(cfg.variant, **cfg.model)
-    if not isinstance(built, CloudLULCNet):
-        raise ConfigError(f"variant {cfg.variant!r} is not a CloudLULC-Net; baselines train with their own runner")
+    try:
+        built = create_model(cfg.variant, **cfg.model)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build variant {cfg.variant!r} with model options {cfg.model}: {exc}") from exc
+    if not isinstance(built, LULCModel):
+        raise ConfigError(f"variant {cfg.variant!r} is not a mapping network of this package")
     model = built.to(device)
-    loss_fn = CloudLULCLoss(model.config.token_dim, model.config.num_classes, cfg.anchor_weight,
-                            learnable_anchors=cfg.learnable_anchors).to(device)  # fmt: skip
+    loss_fn = build_objective(model, cfg).to(device)
     data = build_datasets(cfg)
     train_set, val_set = data.train, data.val
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
@@ -191,8 +202,12 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         state = torch.load(state_path, map_location=device, weights_only=True)
         if state["config"] != json.dumps(cfg.to_dict(), sort_keys=True, default=list) and not _compatible(state, cfg):
             raise ConfigError("the saved state belongs to a different configuration; use a new output_dir", state_path)
-        model.load_state_dict(state["model"])
-        loss_fn.load_state_dict(state["loss"])
+        try:
+            model.load_state_dict(state["model"])
+            loss_fn.load_state_dict(state["loss"])
+        except RuntimeError as exc:  # e.g. a state written by an older version with other module names
+            raise ConfigError(f"the saved state does not fit this model and objective ({str(exc)[:200]}); "
+                              "use a new output_dir", state_path) from exc  # fmt: skip
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -204,16 +219,15 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        sums = {"loss": 0.0, "ce": 0.0, "anchor": 0.0}
+        sums: dict[str, float] = {}
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size].tolist()
             samples = [data.prepare(train_set[i], np.random.default_rng([cfg.seed, epoch, i])) for i in idx]
             batch = collate(samples, device, cfg.inputs)
-            with _autocast(cfg, device):
-                out_ = model.forward_with_latent(batch["s2"], batch["s1"], batch["s2_valid"], batch["s1_valid"])
-                terms = loss_fn(out_.logits, out_.latent, batch["label"])
+            with autocast_for(cfg, device):
+                terms = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms.total).backward()
+            scaler.scale(terms["loss"]).backward()
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -221,8 +235,8 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
             scaler.update()
             scheduler.step()
             step += 1
-            for key, value in (("loss", terms.total), ("ce", terms.ce), ("anchor", terms.anchor)):
-                sums[key] += float(value.detach())
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
         miou = _validate(model, val_set, cfg, device)
         improved = miou is not None and (best is None or miou > best)
         if improved:
@@ -244,8 +258,11 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
 
 
 def _compatible(state: dict[str, Any], cfg: TrainConfig) -> bool:
-    """A resumed run may change only ``epochs`` and ``device``."""
-    saved = json.loads(state["config"])
+    """A resumed run may change only ``epochs`` and ``device`` (options added since take their defaults)."""
+    try:
+        saved = json.loads(json.dumps(TrainConfig.from_dict(json.loads(state["config"])).to_dict(), default=list))
+    except TypeError:  # an option this version no longer has
+        return False
     now = json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=list))
     return {k: v for k, v in saved.items() if k not in ("epochs", "device")} == {
         k: v for k, v in now.items() if k not in ("epochs", "device")

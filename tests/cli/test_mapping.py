@@ -185,3 +185,17 @@ def test_onnxruntime_backend_maps_from_an_onnx_file(scenes, tmp_path):
     report = _report(out)
     assert report["counts"] == {"done": 6} and report["options"]["tile"] == 64  # the graph's tile
     assert report["backend"]["kind"] == "OnnxRuntimeBackend"
+
+
+def test_a_baseline_checkpoint_maps_through_the_same_pipeline(scenes, tmp_path):
+    from cloudlulc_edge.models import create_model
+    from cloudlulc_edge.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(create_model("unet_early", width=4, depth=2).eval(), tmp_path / "ckpt")
+    out = tmp_path / "out"
+    result = _invoke("map", scenes, out, "--checkpoint", ckpt, "--tile", "64", "--overlap", "16", "-q")
+    assert result.exit_code == 0, result.output
+    maps = sorted(out.glob("*_lulc.tif"))
+    assert len(maps) == 6 and _report(out)["counts"] == {"done": 6}
+    with rasterio.open(maps[0]) as ds:
+        assert ds.tags()["MODEL_NAME"] == "unet_early"

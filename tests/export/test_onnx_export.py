@@ -116,8 +116,24 @@ def test_plugin_graph_is_refused_by_onnxruntime(edge_onnx):
 
 def test_bad_requests_raise_export_error(tmp_path):
     model = create_model("test_tiny")
-    with pytest.raises(ExportError, match="multiple of 16"):
+    with pytest.raises(ExportError, match="multiple of 16 for this model"):
         export_onnx(model, tmp_path / "a.onnx", tile=40)
     with pytest.raises(ExportError, match="flavour"):
         export_onnx(model, tmp_path / "b.onnx", flavour="tensorrt", tile=32)  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("unet_early", {"width": 8, "depth": 3}), ("recon_first", {"recon_width": 8, "recon_blocks": 2, "seg_width": 8})],
+)
+def test_baselines_export_and_match_pytorch(tmp_path, name, options):
+    torch.manual_seed(0)
+    model = create_model(name, **options).eval()
+    path = export_onnx(model, tmp_path / f"{name}.onnx", tile=TILE, max_batch=4)
+    onnx.checker.check_model(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = _inputs(2, TILE, seed=5)
+    np.testing.assert_allclose(session.run(None, x)[0], _torch(model, x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ExportError, match="multiple of 8 for this model"):
+        export_onnx(create_model("unet_s2", width=4, depth=3), tmp_path / "bad.onnx", tile=60)

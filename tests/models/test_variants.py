@@ -11,10 +11,18 @@ from cloudlulc_edge.export import example_inputs, export_program
 from cloudlulc_edge.models import create_model, list_models
 
 VARIANTS = list_models()
+#: Parts of each architecture the gradient must reach.
+PARTS = {
+    "cloudlulc_net": ("optical_encoder", "sar_encoder", "orm", "hiaa", "usmt", "decoder"),
+    "unet": ("body.down.0", "body.down.4", "body.up", "body.head"),
+    "recon_first": ("reconstructor.head", "reconstructor.trunk", "reconstructor.tail", "segmenter"),
+}
 
 
 def test_registered_variants():
-    assert {"cloudlulc_net", "cloudlulc_edge", "test_tiny"} <= set(VARIANTS)
+    assert {"cloudlulc_net", "cloudlulc_edge", "test_tiny", "unet_s2", "unet_s1", "unet_early", "recon_first"} <= set(
+        VARIANTS
+    )
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -29,8 +37,8 @@ def test_forward_backward_512(name):
     for n, p in model.named_parameters():
         if not n.startswith("sar_missing"):
             assert p.grad is not None and torch.isfinite(p.grad).all(), n
-    # The gradient reaches both encoders, the fusion and the transformer.
-    for prefix in ("optical_encoder", "sar_encoder", "orm", "hiaa", "usmt", "decoder"):
+    # The gradient reaches every part (CloudLULC-Net: both encoders, the fusion and the transformer).
+    for prefix in PARTS[model.architecture]:
         assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.startswith(prefix)), prefix
     del model, logits
     gc.collect()
