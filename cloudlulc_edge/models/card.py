@@ -38,7 +38,7 @@ class ModelCard:
         contract: Input/output contract (bands, normalisation, classes, S1 coefficient, tile size).
         weights_sha256: SHA-256 of the safetensors file the card describes.
         package_version: cloudlulc-edge version that wrote the card.
-        description: What the model is (states that it is a reconstruction).
+        description: What the model is (for CloudLULC-Net: that it is a reconstruction; baselines say they are not the paper's).
         training: Free-form record of the training data and labels (empty if untrained).
         format_version: Card schema version.
         architecture: Model family (key of `ARCHITECTURES`).

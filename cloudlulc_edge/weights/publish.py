@@ -27,6 +27,14 @@ from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS
 __all__ = ["publish_run", "training_report"]
 
 
+def _objective(cfg: dict[str, Any], record: dict[str, Any]) -> str:
+    """The loss as the run's log names its terms (CloudLULC-Net: CE + λ_a × anchor; baselines: their own)."""
+    if "anchor" in record:
+        return f"CE + {cfg['anchor_weight']} × semantic-anchor loss"
+    terms = [k for k in record if k not in ("epoch", "step", "lr", "val_miou", "best_miou", "seconds", "loss")]
+    return "loss " + " + ".join(terms)
+
+
 def training_report(card_training: dict[str, Any], log: list[dict[str, Any]]) -> str:
     """Markdown report of a run from its card's training record and its per-epoch log."""
     cfg = card_training["config"]
@@ -41,7 +49,7 @@ def training_report(card_training: dict[str, Any], log: list[dict[str, Any]]) ->
         (
             f"- **Recipe**: AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, warm-up {cfg['warmup_iters']} "
             f"steps then {cfg['schedule']}, batch {cfg['batch_size']}, random {cfg['crop']}-px crops, flips and rot90, "
-            f"CE + {cfg['anchor_weight']} × semantic-anchor loss, gradient clipping {cfg['grad_clip']}, AMP {cfg['amp']}."
+            f"{_objective(cfg, log[-1])}, gradient clipping {cfg['grad_clip']}, AMP {cfg['amp']}."
         ),
         (
             f"- **Epochs** {len(log)} ({log[-1]['step']} steps), {seconds / 60:.1f} min of epoch wall time (summed "

@@ -104,3 +104,15 @@ def test_objective_options_a_model_cannot_use_are_refused(data_root, tmp_path):
         train(replace(cfg, model={"order": 3}))
     with pytest.raises(ConfigError, match="recon_segment_on"):
         load_config(None, [f"data_root={data_root}", "variant=recon_first", "recon_segment_on=cloudy"])
+
+
+def test_training_reports_name_each_objective():
+    from cloudlulc_edge.weights.publish import training_report
+
+    cfg = TrainConfig(data_root="-", variant="recon_first", crop=112).to_dict()
+    record = {"epoch": 1, "step": 3, "lr": 1e-3, "val_miou": 0.2, "best_miou": 0.2, "seconds": 1.0}
+    card = {"config": cfg, "epoch": 1, "val_miou": 0.2}
+    recon = training_report(card, [{**record, "loss": 1.0, "ce": 0.9, "recon_l1": 0.1}])
+    assert "loss ce + recon_l1" in recon and "semantic-anchor" not in recon
+    anchor = training_report(card, [{**record, "loss": 1.0, "ce": 0.9, "anchor": 0.2}])
+    assert "CE + 0.5 × semantic-anchor loss" in anchor
