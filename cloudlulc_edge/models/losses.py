@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from cloudlulc_edge.contract import IGNORE_INDEX, NUM_CLASSES
 
-__all__ = ["CloudLULCLoss", "LossTerms", "SemanticAnchorLoss", "class_proportions"]
+__all__ = ["CloudLULCLoss", "LossTerms", "SemanticAnchorLoss", "class_proportions", "segmentation_ce"]
 
 
 def class_proportions(labels: Tensor, size: tuple[int, int], num_classes: int, ignore_index: int) -> Tensor:
@@ -118,6 +118,22 @@ class SemanticAnchorLoss(nn.Module):
         return l_anc, F.cross_entropy(sims, majority, ignore_index=self.ignore_index)
 
 
+def segmentation_ce(
+    logits: Tensor, labels: Tensor, weight: Tensor | None = None, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
+    """Cross-entropy over labelled pixels, in fp32; 0 (with a gradient path) for an all-ignore batch.
+
+    Args:
+        logits: (B, K, H, W).
+        labels: (B, H, W) int64, ``ignore_index`` for unlabelled pixels.
+        weight: Optional (K,) class weights.
+        ignore_index: Label value excluded.
+    """
+    if bool((labels != ignore_index).any()):
+        return F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=ignore_index)
+    return logits.float().sum() * 0.0  # CE would be 0/0 = NaN
+
+
 class LossTerms(NamedTuple):
     """Weighted total and its unweighted parts (for logging).
 
@@ -170,10 +186,7 @@ class CloudLULCLoss(nn.Module):
     def forward(self, logits: Tensor, latent: Tensor, labels: Tensor) -> LossTerms:
         """Computes the weighted total loss."""
         weights = self.class_weights if isinstance(self.class_weights, Tensor) else None
-        if bool((labels != self.ignore_index).any()):
-            ce = F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=self.ignore_index)
-        else:  # an all-ignore batch: CE would be 0/0 = NaN
-            ce = logits.float().sum() * 0.0
+        ce = segmentation_ce(logits, labels, weights, self.ignore_index)
         if self.anchor_weight == 0.0:
             zero = ce.new_zeros(())
             return LossTerms(ce, ce, zero, zero)

@@ -22,12 +22,10 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cloudlulc_edge.contract import IGNORE_INDEX
 from cloudlulc_edge.models.base import LULCModel
-from cloudlulc_edge.models.losses import CloudLULCLoss
+from cloudlulc_edge.models.losses import CloudLULCLoss, segmentation_ce
 from cloudlulc_edge.models.net import CloudLULCNet
 from cloudlulc_edge.models.recon_first import ReconstructionFirst
 from cloudlulc_edge.models.unet import UNet
@@ -40,21 +38,7 @@ __all__ = [
     "SegmentationObjective",
     "build_objective",
     "masked_l1",
-    "segmentation_ce",
 ]
-
-
-def segmentation_ce(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
-    """Cross-entropy over labelled pixels, in fp32; 0 (with a gradient path) for an all-ignore batch.
-
-    Args:
-        logits: (B, K, H, W).
-        labels: (B, H, W) int64, ``ignore_index`` for unlabelled pixels.
-        ignore_index: Label value excluded.
-    """
-    if bool((labels != ignore_index).any()):
-        return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
-    return logits.float().sum() * 0.0  # CE would be 0/0 = NaN
 
 
 def masked_l1(prediction: Tensor, target: Tensor, valid: Tensor) -> Tensor:
