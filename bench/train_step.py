@@ -1,10 +1,10 @@
 """Benchmark: the time of one training step, and what a CloudLULC-Set training run costs from it.
 
-One step is exactly what `cloudlulc_edge.training.train` does per batch: forward and loss through
-the variant's objective (CE + anchor loss for CloudLULC-Net), backward, gradient clipping and an
-AdamW update, at the recipe's batch and tile (`model.md` §11: batch 8 at 512²). Inputs are random
-tensors of the right shapes and labels are random classes: a step's cost does not depend on the
-values. On CUDA the step is timed with CUDA events after a warm-up, and the peak allocated memory
+One step is the loop's own `optimisation_step`: forward and loss through the variant's objective
+(CE + anchor loss for CloudLULC-Net), backward, gradient clipping and an AdamW update (with the
+gradient scaler under fp16), at the recipe's batch and tile (`model.md` §11: batch 8 at 512²).
+Inputs are random tensors of the right shapes and labels are random classes: a step's cost does
+not depend on the values. On CUDA the step is timed with CUDA events after a warm-up, and the peak allocated memory
 is recorded; on CPU with ``perf_counter``.
 
 The run cost is the recipe's budget, 160,000 steps of batch 8 = 1.28 M samples (≈ 42 epochs of
@@ -38,7 +38,7 @@ from cloudlulc_edge.bench.utils import cuda_event_ms, environment, markdown_tabl
 from cloudlulc_edge.contract import NUM_CLASSES
 from cloudlulc_edge.models import create_model
 from cloudlulc_edge.training.config import TrainConfig
-from cloudlulc_edge.training.loop import autocast_for
+from cloudlulc_edge.training.loop import optimisation_step
 from cloudlulc_edge.training.objectives import build_objective
 
 __all__ = ["RECIPE_SAMPLES", "RECIPE_STEPS", "estimate_gpu_seconds", "measure_step", "run"]
@@ -84,16 +84,12 @@ def measure_step(variant: str, batch: int, tile: int, device: str, amp: str, ste
     cfg = TrainConfig(data_root="-", variant=variant, batch_size=batch, amp=amp, device=device)
     objective = build_objective(model, cfg).to(dev)
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
     data = _batch(batch, tile, dev)
 
     def step() -> None:
-        with autocast_for(cfg, dev):
-            loss = objective(model, data)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        optimisation_step(model, objective, data, optimizer, scaler, cfg)
 
     times = []
     if dev.type == "cuda":

@@ -11,19 +11,17 @@ from rich.console import Console
 
 from cloudlulc_edge.errors import CloudLULCError
 
-#: Keys of an epoch record that are not loss terms.
-_NOT_LOSSES = ("epoch", "step", "lr", "val_miou", "best_miou", "seconds", "loss")
+__all__ = ["evaluate_command", "train_command"]
 
 
 def _epoch_line(record: dict[str, Any]) -> str:
     """``epoch 3: loss 0.91 (ce 0.80, anchor 0.22), val mIoU 0.41, 2.1 s`` with the objective's own terms."""
-    terms = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in _NOT_LOSSES)
+    from cloudlulc_edge.training.loop import loss_terms
+
+    terms = ", ".join(f"{k} {v:.4f}" for k, v in loss_terms(record).items())
     miou = record["val_miou"]
     return (f"epoch {record['epoch']}: loss {record['loss']:.4f} ({terms}), "
             f"val mIoU {miou if miou is None else round(miou, 4)}, {record['seconds']} s")  # fmt: skip
-
-
-__all__ = ["evaluate_command", "train_command"]
 
 
 def train_command(

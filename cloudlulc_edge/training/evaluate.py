@@ -20,7 +20,7 @@ from cloudlulc_edge.data.cloudlulc_set import CLOUD_BINS, cloud_bin
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.models.base import LULCModel
 from cloudlulc_edge.training.datasets import SampleSource
-from cloudlulc_edge.training.loop import collate, predict_logits
+from cloudlulc_edge.training.loop import predict_classes
 from cloudlulc_edge.training.metrics import StratifiedMetrics
 
 __all__ = ["evaluate", "write_report"]
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 PAPER = {"oa": 0.8660, "macro_f1": 0.8329, "miou": 0.7351}
 
 
-@torch.no_grad()
 def evaluate(
     model: LULCModel, data: SampleSource, batch_size: int = 4, device: str = "cpu", inputs: str = "cloudy_s2+s1"
 ) -> dict[str, Any]:
@@ -43,13 +42,10 @@ def evaluate(
         device: Where to run.
         inputs: Input configuration (`loop.INPUT_CONFIGS`).
     """
-    model = model.to(device).eval()
+    model = model.to(device)
     metrics = StratifiedMetrics(tuple(name for name, _ in CLOUD_BINS), model.config.num_classes)
     counts = dict.fromkeys(metrics.strata, 0)
-    for start in range(0, len(data), batch_size):
-        samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        batch = collate(samples, torch.device(device), inputs)
-        prediction = predict_logits(model, batch).argmax(1).cpu().numpy()
+    for samples, prediction in predict_classes(model, data, batch_size, torch.device(device), inputs):
         for sample, pred in zip(samples, prediction, strict=True):
             stratum = cloud_bin(sample.cloud_fraction)
             metrics.update(stratum, pred, sample.label)

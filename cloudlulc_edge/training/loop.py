@@ -13,18 +13,22 @@ gets one JSON line per epoch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim import Optimizer
 
 from cloudlulc_edge.data.cloudlulc_set import Sample
 from cloudlulc_edge.files import atomic_write
@@ -34,14 +38,17 @@ from cloudlulc_edge.models.checkpoint import save_checkpoint
 from cloudlulc_edge.training.config import ConfigError, TrainConfig
 from cloudlulc_edge.training.datasets import SampleSource, build_datasets, data_description
 from cloudlulc_edge.training.metrics import ConfusionMatrix
-from cloudlulc_edge.training.objectives import build_objective
+from cloudlulc_edge.training.objectives import Objective, build_objective
 
-__all__ = ["INPUT_CONFIGS", "TrainResult", "autocast_for", "collate", "lr_factor", "predict_logits", "train"]
+__all__ = ["INPUT_CONFIGS", "RECORD_FIELDS", "TrainResult", "autocast_for", "collate", "loss_terms", "lr_factor",
+           "optimisation_step", "predict_classes", "predict_logits", "train"]  # fmt: skip
 
 #: Input configurations of the paper's Fig. 12.
 INPUT_CONFIGS = ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1")
 
 STATE_FILE = "state.pt"
+#: Keys of an epoch record that are not parts of the loss (``loss`` is their total).
+RECORD_FIELDS = ("epoch", "step", "lr", "val_miou", "best_miou", "seconds", "loss")
 
 
 @dataclass
@@ -126,6 +133,31 @@ def predict_logits(model: LULCModel, batch: dict[str, Tensor]) -> Tensor:
     return logits
 
 
+def optimisation_step(model: LULCModel, objective: Objective, batch: dict[str, Tensor], optimizer: Optimizer,
+                      scaler: torch.amp.GradScaler, cfg: TrainConfig) -> dict[str, Tensor]:  # fmt: skip
+    """One step of the loop: loss under ``cfg.amp``, backward, clipping at ``cfg.grad_clip``, update.
+
+    Returns:
+        The objective's terms (``loss`` and its parts), still attached to the graph.
+    """
+    with autocast_for(cfg, batch["s2"].device):
+        terms: dict[str, Tensor] = objective(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(scaler.scale(terms["loss"]))
+    if cfg.grad_clip > 0:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return terms
+
+
+def loss_terms(record: dict[str, Any]) -> dict[str, float]:
+    """The objective's parts in an epoch record (``ce``, ``anchor``, ``recon_l1``…): not its total, not bookkeeping."""
+    return {k: v for k, v in record.items() if k not in RECORD_FIELDS}
+
+
 def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
     """The autocast context of ``cfg.amp`` on ``device`` (disabled for ``none``).
 
@@ -139,17 +171,35 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
 
 
-@torch.no_grad()
+def predict_classes(
+    model: LULCModel,
+    data: SampleSource,
+    batch_size: int,
+    device: torch.device,
+    inputs: str,
+    autocast: AbstractContextManager[Any] | None = None,
+) -> Iterator[tuple[list[Sample], npt.NDArray[np.int64]]]:
+    """Class maps of a split in batches, in eval mode and without gradients (validation and `evaluate`).
+
+    Yields:
+        ``(samples, prediction)`` with prediction (B, H, W) class indices.
+    """
+    model.eval()
+    for start in range(0, len(data), batch_size):
+        samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+        batch = collate(samples, device, inputs)
+        with torch.no_grad(), autocast or contextlib.nullcontext():
+            logits = predict_logits(model, batch)
+        yield samples, logits.argmax(1).cpu().numpy()
+
+
 def _validate(model: LULCModel, data: SampleSource, cfg: TrainConfig, device: torch.device) -> float | None:
     if len(data) == 0:
         return None
-    model.eval()
     cm = ConfusionMatrix(model.config.num_classes)
-    for start in range(0, len(data), cfg.batch_size):
-        batch = collate([data[i] for i in range(start, min(start + cfg.batch_size, len(data)))], device, cfg.inputs)
-        with autocast_for(cfg, device):
-            logits = predict_logits(model, batch)
-        cm.update(logits.argmax(1).cpu().numpy(), batch["label"].cpu().numpy())
+    for samples, prediction in predict_classes(model, data, cfg.batch_size, device, cfg.inputs,
+                                               autocast_for(cfg, device)):  # fmt: skip
+        cm.update(prediction, np.stack([sample.label for sample in samples]))
     miou = cm.metrics()["miou"]
     return float(miou) if miou is not None else None
 
@@ -223,16 +273,7 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size].tolist()
             samples = [data.prepare(train_set[i], np.random.default_rng([cfg.seed, epoch, i])) for i in idx]
-            batch = collate(samples, device, cfg.inputs)
-            with autocast_for(cfg, device):
-                terms = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            terms = optimisation_step(model, loss_fn, collate(samples, device, cfg.inputs), optimizer, scaler, cfg)
             scheduler.step()
             step += 1
             for key, value in terms.items():

@@ -22,6 +22,7 @@ from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.models.checkpoint import CARD_FILE, WEIGHTS_FILE, load_checkpoint
 from cloudlulc_edge.training.config import TrainConfig
 from cloudlulc_edge.training.datasets import data_description
+from cloudlulc_edge.training.loop import loss_terms
 from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS
 
 __all__ = ["publish_run", "training_report"]
@@ -31,8 +32,7 @@ def _objective(cfg: dict[str, Any], record: dict[str, Any]) -> str:
     """The loss as the run's log names its terms (CloudLULC-Net: CE + λ_a × anchor; baselines: their own)."""
     if "anchor" in record:
         return f"CE + {cfg['anchor_weight']} × semantic-anchor loss"
-    terms = [k for k in record if k not in ("epoch", "step", "lr", "val_miou", "best_miou", "seconds", "loss")]
-    return "loss " + " + ".join(terms)
+    return "loss " + " + ".join(loss_terms(record))
 
 
 def training_report(card_training: dict[str, Any], log: list[dict[str, Any]]) -> str:
