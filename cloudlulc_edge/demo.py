@@ -15,6 +15,7 @@ Copernicus Sentinel data 2017–2018, via BigEarthNet (CDLA-Permissive-1.0, TU B
 
 from __future__ import annotations
 
+import functools
 import tarfile
 from dataclasses import replace
 from importlib import resources
@@ -77,9 +78,7 @@ def extract_archive(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYT
                 source = tar.extractfile(m)
                 if source is None:
                     raise SampleDataError(f"member {m.name!r} cannot be read", archive)
-                tmp = target.with_name(target.name + ".part")
-                tmp.write_bytes(source.read())
-                tmp.replace(target)
+                atomic_write(target, functools.partial(Path.write_bytes, data=source.read()))
                 written.append(target)
             return written
     except (tarfile.TarError, EOFError, OSError) as exc:

@@ -36,17 +36,18 @@ def durable_replace(tmp: Path, target: Path) -> None:
     The data is flushed (fsync) before the rename and the directory entry after it; without this,
     a file system with delayed allocation may show the new name over an empty file after a crash.
     """
-    fd = os.open(tmp, os.O_RDONLY)
+    _fsync(tmp)
+    os.replace(tmp, target)
+    _fsync(target.parent)
+
+
+def _fsync(path: Path) -> None:
+    """Flushes a file's data, or a directory's entries, to the device."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
