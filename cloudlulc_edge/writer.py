@@ -4,8 +4,8 @@ Rows arrive from the blender in order and are written as windows into a tiled GT
 hidden temporary name. `MapWriter.finalize` adds the colour table and tags, converts to a COG
 with GDAL's COG driver (overviews resampled with MODE, set explicitly: GDAL's default for
 non-paletted data is CUBIC, which invents classes), writes the STAC item, and renames them into
-place only when complete, the map last (its presence marks a finished scene). `MapWriter.abort` removes every temporary file, so a failed scene
-leaves nothing behind.
+place only when complete, the map last (its presence marks a finished scene). `MapWriter.abort`
+removes every temporary file, so a failed scene leaves nothing behind.
 """
 
 from __future__ import annotations

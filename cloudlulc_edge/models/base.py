@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from torch import Tensor, nn
-from typing_extensions import Self
 
 from cloudlulc_edge.contract import NUM_CLASSES, S1_CHANNELS, S2_CHANNELS
+
+if TYPE_CHECKING:  # annotations only: no run-time dependency on typing_extensions (Python 3.10)
+    from typing_extensions import Self
 
 __all__ = ["LULCModel", "ModelConfig", "ModelOutput", "raise_first_failure"]
 
