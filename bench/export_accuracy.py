@@ -17,23 +17,20 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from cloudlulc_edge.bench.utils import environment, markdown_table, publish
+from cloudlulc_edge.contract import NUM_CLASSES
 from cloudlulc_edge.export.bundle import TOLERANCES, ExportOptions, export_model
 from cloudlulc_edge.export.calibration import build_calibration_set
-
-from cloudlulc_edge.backends.base import TileBatch, graph_inputs
-from cloudlulc_edge.contract import NUM_CLASSES
 from cloudlulc_edge.io.products import scan
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import pair_products
-from cloudlulc_edge.pipeline import iter_tile_batches
-from cloudlulc_edge.tiling import TileGrid
+from cloudlulc_edge.tiling import TileBatch, TileGrid, Tiler
 from cloudlulc_edge.training.metrics import ConfusionMatrix, segmentation_metrics
 
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -46,9 +43,7 @@ def _evaluation_batches(scene_dir: Path, tile: int, resolution: int | None) -> l
         reader = SceneReader(pair.s2, pair.s1, resolution=resolution)
         try:
             grid = TileGrid(reader.grid.height, reader.grid.width, tile, 0)
-            for batch in iter_tile_batches(reader, grid, 2, defaultdict(float)):
-                if isinstance(batch, TileBatch):
-                    out.append((pair.name, batch))
+            out += [(pair.name, batch) for batch in Tiler(reader, grid, 2)]
         finally:
             reader.close()
     return out
@@ -59,9 +54,10 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
     """Exports, evaluates and returns the results record."""
     import onnxruntime as ort
 
-    from cloudlulc_edge.runner import load_model
+    from cloudlulc_edge.models.loading import load_model
 
-    model, identity = load_model(model_spec["variant"], model_spec["checkpoint"], tile)
+    loaded = load_model(model_spec["variant"], model_spec["checkpoint"], tile, allow_untrained=True)
+    model, identity = loaded.model, loaded.identity
     calibration = build_calibration_set(pair_products(scan(calibrate).products).pairs, tile, calibration_tiles)
     start = time.perf_counter()
     manifest = export_model(model, identity, workdir, ExportOptions(tile=tile, max_batch=8, plugin=False), calibration)
@@ -75,7 +71,7 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
     seconds = dict.fromkeys(PRECISIONS, 0.0)
     tiles = 0
     for _, batch in batches:
-        inputs = graph_inputs(batch)
+        inputs = batch.model_inputs()
         logits = {}
         for p, session in sessions.items():
             t0 = time.perf_counter()

@@ -33,14 +33,16 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from cloudlulc_edge.bench.utils import environment, markdown_table, publish
 
 from cloudlulc_edge.backends.base import Backend
+from cloudlulc_edge.bench.utils import environment, markdown_table, publish
 from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.io.archive import SafeArchive
-from cloudlulc_edge.io.s1_safe import read_calibration, read_noise, read_s1_metadata
+from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise
+from cloudlulc_edge.io.s1_metadata import read_s1_metadata
+from cloudlulc_edge.pairing import plan_directory
 from cloudlulc_edge.pipeline import MapOptions
-from cloudlulc_edge.runner import plan_directory, run_pairs
+from cloudlulc_edge.runner import run_pairs
 
 __all__ = ["CASES", "Case", "run_case", "run_matrix"]
 
@@ -498,13 +500,14 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     """CLI entry point."""
     from cloudlulc_edge.backends.torch_backend import TorchBackend
-    from cloudlulc_edge.runner import load_model
+    from cloudlulc_edge.models.loading import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=_SHARED)
     parser.add_argument("--readme", type=Path, default=None, help="README to update between fault-matrix markers")
     args = parser.parse_args()
-    backend = TorchBackend(*load_model("test_tiny", None, OPTIONS.tile))
+    loaded = load_model("test_tiny", None, OPTIONS.tile, allow_untrained=True)
+    backend = TorchBackend(loaded.model, loaded.identity)
     result = run_matrix(args.data, backend)
     publish("fault_matrix", result, render(result), args.readme, "fault-matrix")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cloudlulc_edge.bench.utils import environment, markdown_table, proc_field, replace_between_markers
-from cloudlulc_edge.export.torch_export import example_inputs
 from torch.utils.flop_counter import FlopCounterMode
 
+from cloudlulc_edge.bench.utils import environment, markdown_table, proc_field, replace_between_markers
+from cloudlulc_edge.export.torch_export import example_inputs
 from cloudlulc_edge.models import create_model, list_models
 
 __all__ = ["count_flops", "measure_variant", "peak_inference_mib"]

@@ -16,7 +16,7 @@ seconds per sample. Where memory forbids batch 8 (CPU), a smaller measured batch
 
 Where no GPU is present the rows are CPU measurements; the table then also gives an *estimate*
 of a batch-8 GPU step from two counts per sample: FLOPs (``count_flops``) and the bytes every
-unfused aten op reads and writes in bf16 (`bench.kernels.model_bytes`, fake tensors), both × 3
+unfused aten op reads and writes in bf16 (`bench.kernel_latency.model_bytes`, fake tensors), both × 3
 for forward + backward. The fast end is the roofline bound ``max(FLOPs ÷ (30 % of the dense bf16
 peak), bytes ÷ (80 % of the DRAM bandwidth))``; the slow end adds the two at 10 % and 50 %. These
 are arithmetic under stated assumptions, not measurements, and the table says so.
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cloudlulc_edge.bench.kernels import model_bytes
+
+from cloudlulc_edge.bench.kernel_latency import model_bytes
 from cloudlulc_edge.bench.model_cost import count_flops
 from cloudlulc_edge.bench.utils import cuda_event_ms, environment, markdown_table, publish
-
 from cloudlulc_edge.contract import NUM_CLASSES
 from cloudlulc_edge.models import create_model
 from cloudlulc_edge.training.config import TrainConfig

@@ -1,13 +1,14 @@
 """The ``cloudlulc-edge`` command line (Typer), one module per command group.
 
 Import name ``cloudlulc_edge.cli``. Commands only parse, call one library function and print.
+Command modules import the library inside their command functions, so ``cloudlulc-edge --help``
+imports neither torch nor GDAL.
 """
 
 from __future__ import annotations
 
-import os
-
 import typer
+
 from cloudlulc_edge.cli.bench import bench_app
 from cloudlulc_edge.cli.demo import demo_command
 from cloudlulc_edge.cli.deploy import deploy_app
@@ -44,7 +45,5 @@ def _root() -> None:
 
 
 def main() -> None:
-    """Console-script entry point; sets GDAL best-practice defaults before any raster I/O."""
-    os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
-    os.environ.setdefault("GDAL_CACHEMAX", "512")
+    """Console-script entry point (GDAL's settings are applied by each run, `cloudlulc_edge.io.gdal_env`)."""
     app()

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cloudlulc_edge.cli.options import usage_error
+
 __all__ = ["bench_app"]
 
 bench_app = typer.Typer(help="Benchmarks: model latency/throughput per backend, full-scene mapping rate.",
@@ -33,20 +35,15 @@ def bench_model(
     readme: ReadmeOpt = None,
 ) -> None:
     """p50/p90/p99 latency and tiles/s per variant × backend × precision × batch (CUDA events on GPU)."""
-    from cloudlulc_edge.bench.backends import plot, render, run
-    from cloudlulc_edge.bench.utils import publish
+    from cloudlulc_edge.bench.model_latency import benchmark
 
-    kinds = tuple(backend or ("torch", "onnxruntime"))
-    unknown = set(kinds) - {"torch", "onnxruntime"}
-    if unknown:
-        raise typer.BadParameter(f"unknown backend(s) {sorted(unknown)}; bench torch and onnxruntime here")
-    variants = variant or ["cloudlulc_edge"]
-    results = [run(v, tile, batch or [1, 8], warmup, iters, kinds, tuple(precision or ("fp32", "fp16", "int8")))
-               for v in variants]  # fmt: skip
-    result = {**results[0], "variant": ", ".join(variants), "rows": [r for res in results for r in res["rows"]]}
-    path = publish("bench_model", result, render(result), readme, "backends", out)
-    plot(result, out / "bench_model.png")
-    Console(stderr=True).print(f"results: {path}, {out / 'bench_model.md'}, {out / 'bench_model.png'}")
+    try:
+        paths = benchmark(variant or ["cloudlulc_edge"], tile, batch or [1, 8], warmup, iters,
+                          tuple(backend or ("torch", "onnxruntime")), tuple(precision or ("fp32", "fp16", "int8")),
+                          out, readme)  # fmt: skip
+    except ValueError as exc:
+        raise usage_error(str(exc)) from exc
+    Console(stderr=True).print("results: " + ", ".join(map(str, paths)))
 
 
 @bench_app.command("scene")
@@ -64,10 +61,7 @@ def bench_scene(
     readme: ReadmeOpt = None,
 ) -> None:
     """Scenes/hour end to end on a synthetic full-size S2 + S1 scene, with the stage breakdown and peak RSS."""
-    from cloudlulc_edge.bench.map_scene import plot, render, run_sizes
-    from cloudlulc_edge.bench.utils import publish
+    from cloudlulc_edge.bench.scene_throughput import benchmark
 
-    result = run_sizes(workdir, size or [5490], variant, overlap, batch_size)
-    path = publish("bench_scene", result, render(result), readme, "map-scene", out)
-    plot(result, out / "bench_scene.png")
-    Console(stderr=True).print(f"results: {path}, {out / 'bench_scene.md'}, {out / 'bench_scene.png'}")
+    paths = benchmark(workdir, size or [5490], variant, overlap, batch_size, out, readme)
+    Console(stderr=True).print("results: " + ", ".join(map(str, paths)))

@@ -1,4 +1,4 @@
-"""``cloudlulc-edge demo``: real sample scenes → the default model → COG maps + PNG quicklooks."""
+"""``cloudlulc-edge demo``: parse → `demo.run_demo` → print (real sample scenes → default model → maps + quicklooks)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cloudlulc_edge.cli.options import BatchSizeOpt, DeviceOpt, QuietOpt, usage_error
-from cloudlulc_edge.cli.progress import RunDisplay, summary_table
 from rich.console import Console
 
-from cloudlulc_edge.errors import CloudLULCError
-from cloudlulc_edge.pipeline import MapOptions
-from cloudlulc_edge.runner import BackendSpec, check_output_dir, open_backend, plan_directory, run_pairs
+from cloudlulc_edge.cli.options import BatchSizeOpt, CheckpointOpt, DeviceOpt, QuietOpt, usage_error
 
 __all__ = ["demo_command"]
 
@@ -25,9 +21,7 @@ def demo_command(
         Path | None,
         typer.Option(help="Use this folder of S1/S2 scenes instead of the packaged BigEarthNet examples."),
     ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint directory (default: the packaged cloudlulc_edge checkpoint).")
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     cloud_donor: Annotated[
         Path | None,
         typer.Option(help="A real cloudy S2 L2A SAFE: also map a copy of every scene with its clouds simulated on it."),
@@ -43,44 +37,23 @@ def demo_command(
     bigearthnet-common (the `demo` extra). With --cloud-donor, a cloudy copy of each scene (real
     clouds and shadows simulated onto it) is mapped too. A re-run reuses finished maps.
     """
-    from cloudlulc_edge.data.cloud_sim import CloudDonor, CloudSimulator
-    from cloudlulc_edge.demo import cloudy_pair, prepare_demo_inputs
-    from cloudlulc_edge.quicklook import render_quicklook
+    from cloudlulc_edge.cli.progress import RunDisplay, summary_table
+    from cloudlulc_edge.demo import DemoRequest, run_demo
+    from cloudlulc_edge.errors import CloudLULCError
 
     console = Console()
-    # The sample patches are 120 × 120 px: one 128-px tile each, about the size the default model
-    # trained on. BigEarthNet S2 is processing baseline 02.xx: no radiometric offset.
-    options = MapOptions(tile=128, overlap=8, batch_size=batch_size, s2_offset=0.0, s2_quantification=10000.0)
+    display = RunDisplay("quiet" if quiet else "rich", console)
     try:
-        check_output_dir(output_dir)
-        inputs = prepare_demo_inputs(output_dir / "inputs", samples)
-        plan = plan_directory(inputs)
-        pairs = list(plan.pairs)
-        if cloud_donor is not None:
-            simulator = CloudSimulator(CloudDonor.from_safe(cloud_donor))
-            pairs += [cloudy_pair(p, simulator, cover, output_dir / "clouded", options) for p in plan.pairs]
-        backend = open_backend(BackendSpec("torch", "cloudlulc_edge", checkpoint, device=device, tile=128))
+        with display.running():
+            result = run_demo(DemoRequest(output_dir, samples, checkpoint, cloud_donor, cover, device, batch_size),
+                              display)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
-    if not pairs:
-        raise usage_error(f"no S2 scene found in {inputs}")
-    maps = output_dir / "maps"
-    display = RunDisplay("quiet" if quiet else "rich", len(pairs), console)
-    with display.running():
-        report, report_path = run_pairs("demo", pairs, backend, maps, options, None, display.scene, display.tiles,
-                                        plan.skipped)  # fmt: skip
-    looks = []
-    by_name = {p.name: p for p in pairs}
-    for scene in report.scenes:
-        if scene.output is None or scene.status == "failed":
-            continue
-        try:
-            looks.append(render_quicklook(by_name[scene.name], Path(scene.output),
-                                          output_dir / "quicklooks" / f"{scene.name}.png", options))  # fmt: skip
-        except CloudLULCError as exc:
-            console.print(f"[yellow]quicklook of {scene.name} not written:[/yellow] {exc}")
+    for scene, error in result.quicklook_errors.items():
+        console.print(f"[yellow]quicklook of {scene} not written:[/yellow] {error}")
     if not quiet:
-        console.print(summary_table(report.scenes, f"demo: {maps}"))
-    console.print(f"model: {backend.identity.name} (weights {backend.identity.sha256[:12]}); "
-                  f"maps in {maps}, {len(looks)} quicklook(s) in {output_dir / 'quicklooks'}, report {report_path}")  # fmt: skip
-    raise typer.Exit(report.exit_code())
+        console.print(summary_table(result.report.scenes, f"demo: {result.maps}"))
+    model = result.report.backend["model"]
+    console.print(f"model: {model['name']} (weights {model['sha256'][:12]}); maps in {result.maps}, "
+                  f"{len(result.quicklooks)} quicklook(s) in {output_dir / 'quicklooks'}, report {result.report_path}")  # fmt: skip
+    raise typer.Exit(result.report.exit_code())

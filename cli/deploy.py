@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from cloudlulc_edge.cli.options import BackendChoice, BackendOpt, usage_error
 from cloudlulc_edge.deploy import ScaleOut, render_k8s_job, render_slurm_array
+from cloudlulc_edge.errors import CloudLULCError
 
 __all__ = ["deploy_app"]
 
@@ -17,7 +19,6 @@ PlanArg = Annotated[str, typer.Argument(help="Plan JSON path as the workers see 
 OutputArg = Annotated[str, typer.Argument(help="Output directory as the workers see it (shared storage).")]
 ShardsOpt = Annotated[int, typer.Option(min=1, help="Number of shards (workers in total).")]
 ParallelOpt = Annotated[int, typer.Option(min=1, help="Workers running at once.")]
-BackendOpt = Annotated[str, typer.Option(help="torch, onnxruntime or tensorrt.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda.")]
 GpusOpt = Annotated[int, typer.Option(min=0, help="GPUs per worker (0: CPU only).")]
 ExtraOpt = Annotated[
@@ -33,15 +34,19 @@ def k8s(
     claim: Annotated[str, typer.Option(help="PersistentVolumeClaim with the plan, inputs and outputs.")],
     shards: ShardsOpt = 8,
     parallelism: ParallelOpt = 4,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = BackendChoice.torch,
     device: DeviceOpt = "cuda",
     gpus: GpusOpt = 1,
     extra: ExtraOpt = None,
     mount: Annotated[str, typer.Option(help="Mount path of the claim in the pod.")] = "/data",
 ) -> None:
     """Print an Indexed Job manifest (kubectl apply -f -)."""
-    job = ScaleOut(plan, output, shards, parallelism, backend, device, gpus, tuple(extra or ()))
-    print(render_k8s_job(job, image, claim, mount), end="")
+    try:
+        text = render_k8s_job(ScaleOut(plan, output, shards, parallelism, backend.value, device, gpus,
+                                       tuple(extra or ())), image, claim, mount)  # fmt: skip
+    except CloudLULCError as exc:
+        raise usage_error(str(exc)) from exc
+    print(text, end="")
 
 
 @deploy_app.command("slurm")
@@ -50,7 +55,7 @@ def slurm(
     output: OutputArg,
     shards: ShardsOpt = 8,
     parallelism: ParallelOpt = 4,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = BackendChoice.torch,
     device: DeviceOpt = "cuda",
     gpus: GpusOpt = 1,
     extra: ExtraOpt = None,
@@ -58,5 +63,9 @@ def slurm(
     memory: Annotated[str, typer.Option(help="Memory per task, Slurm syntax.")] = "16G",
 ) -> None:
     """Print an sbatch script for a job array (sbatch script.sh)."""
-    job = ScaleOut(plan, output, shards, parallelism, backend, device, gpus, tuple(extra or ()))
-    print(render_slurm_array(job, cpus, memory), end="")
+    try:
+        text = render_slurm_array(ScaleOut(plan, output, shards, parallelism, backend.value, device, gpus,
+                                           tuple(extra or ())), cpus, memory)  # fmt: skip
+    except CloudLULCError as exc:
+        raise usage_error(str(exc)) from exc
+    print(text, end="")

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cloudlulc_edge.cli.options import usage_error
 from rich.console import Console
 
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.cli.options import usage_error
 
 __all__ = ["engine_app"]
 
@@ -32,16 +31,13 @@ def build_engine_command(
     engines: Annotated[Path | None, typer.Option(help="Engine store (default EXPORT_DIR/engines).")] = None,
 ) -> None:
     """Build a TensorRT engine for this machine from an export (needs the tensorrt extra and a GPU)."""
-    from cloudlulc_edge.export.bundle import read_manifest
-    from cloudlulc_edge.export.engine_builder import EngineBuildOptions, build_engine
+    from cloudlulc_edge.errors import CloudLULCError
+    from cloudlulc_edge.export.engine_builder import EngineBuildOptions, build_engine_from_export
 
     try:
-        manifest = read_manifest(export_dir)
-        name = "model_plugin_fp32.onnx" if flavour == "plugin" else f"model_{precision}.onnx"
         options = EngineBuildOptions(tuple(mode or ["throughput"]), batch, max_batch, workspace_mib, dla_core=dla_core,
                                      version_compatible=version_compatible)  # fmt: skip
-        artifact = build_engine(export_dir / name, engines or export_dir / "engines", int(manifest["tile"]), precision,
-                                flavour, options, export_dir / "plugins")  # fmt: skip
+        artifact = build_engine_from_export(export_dir, precision, flavour, options, engines)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     Console().print(f"engine {artifact.engine} (key {artifact.key.digest()}, built in {artifact.build_s:.1f} s)")
@@ -52,13 +48,12 @@ def check_engine_command(
     engine: Annotated[Path, typer.Argument(help="A model.engine with its key.json.")],
 ) -> None:
     """Print an engine's compatibility key and whether this machine may load it (exit 2 if not)."""
-    from cloudlulc_edge.export.engine_builder import read_engine_key
-    from cloudlulc_edge.export.engine_key import check_engine_key, probe_system
+    from cloudlulc_edge.errors import CloudLULCError
+    from cloudlulc_edge.export.engine_builder import check_engine_here
 
     try:
-        key = read_engine_key(engine)
-        Console().print_json(json.dumps(key.to_dict()))
-        check_engine_key(key, probe_system(), None, engine)
+        key = check_engine_here(engine)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
+    Console().print_json(json.dumps(key.to_dict()))
     Console().print(f"[green]compatible[/green] with this system (key {key.digest()})")

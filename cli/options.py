@@ -1,54 +1,157 @@
-"""Options shared by several commands, defined once (help text included)."""
+"""Options shared by several commands, each defined once with its help text (rasterio's ``rio/options.py`` habit).
+
+Registry — option: meaning (commands that take it):
+
+* ``--checkpoint``: checkpoint directory, model card + safetensors (map, run, demo, export onnx, info)
+* ``--variant``: registered model variant when no checkpoint is given (map, run, export onnx)
+* ``--allow-untrained``: map with a variant that has no trained weights, tagged untrained (map, run)
+* ``--backend``: torch, onnxruntime or tensorrt (map, run)
+* ``--model``: ONNX file / export directory (onnxruntime) or engine (tensorrt) (map, run)
+* ``--precision``: graph of an export directory, fp32 / fp16 / int8 (map, run)
+* ``--device``: cpu, cuda or cuda:N (map, run, demo)
+* ``--batch-size``: tiles per inference call (map, run, demo, bench scene)
+* ``--tile``, ``--overlap``, ``--grid-offset``: the tile grid (map, run; overlap also bench scene)
+* ``--class-scheme``: output codes, worldcover / dynamicworld / native (map, run)
+* ``--resolution``: output pixel size in metres (map, run)
+* ``--confidence/--no-confidence``, ``--stac/--no-stac``: extra outputs (map, run)
+* ``--s2-offset``, ``--s2-quantification``: radiometry of GeoTIFF S2 scenes that carry none (map, run)
+* ``--s1-missing``: map S2-only pairs with the missing-SAR path, or skip them (map, run)
+* ``--prefetch``: tile batches read ahead of the model (map, run)
+* ``--max-memory``: fail scenes whose estimated peak exceeds this many MiB (map, run)
+* ``--pair-window``, ``--require-s1/--allow-s2-only``: pairing (map, plan)
+* ``--resume/--no-resume``: skip scenes whose map exists (map, run)
+* ``--dry-run``, ``--quiet``, ``--log-format``: what the run prints (map, run)
+
+Choices are enums, so ``--help`` lists them and Typer refuses anything else with exit code 2.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = [
+    "AllowUntrainedOpt",
+    "BackendChoice",
     "BackendOpt",
     "BatchSizeOpt",
     "CheckpointOpt",
+    "ClassSchemeChoice",
     "ClassSchemeOpt",
+    "ConfidenceOpt",
     "DeviceOpt",
     "DryRunOpt",
+    "GridOffsetOpt",
+    "LogFormat",
     "LogFormatOpt",
     "MaxMemoryOpt",
     "ModelOpt",
     "OverlapOpt",
     "PairWindowOpt",
+    "Precision",
     "PrecisionOpt",
+    "PrefetchOpt",
     "QuietOpt",
     "RequireS1Opt",
+    "ResolutionOpt",
     "ResumeOpt",
+    "S1MissingChoice",
+    "S1MissingOpt",
+    "S2OffsetOpt",
+    "S2QuantificationOpt",
+    "StacOpt",
     "TileOpt",
     "VariantOpt",
     "usage_error",
 ]
+
+
+class BackendChoice(str, Enum):
+    """``--backend``."""
+
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    tensorrt = "tensorrt"
+
+
+class Precision(str, Enum):
+    """``--precision``."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class ClassSchemeChoice(str, Enum):
+    """``--class-scheme``."""
+
+    worldcover = "worldcover"
+    dynamicworld = "dynamicworld"
+    native = "native"
+
+
+class S1MissingChoice(str, Enum):
+    """``--s1-missing``."""
+
+    map = "map"
+    skip = "skip"
+
+
+class LogFormat(str, Enum):
+    """``--log-format``."""
+
+    rich = "rich"
+    jsonl = "jsonl"
+
 
 CheckpointOpt = Annotated[
     Path | None, typer.Option(help="Checkpoint directory (model card + safetensors) for the torch backend.")
 ]
 VariantOpt = Annotated[
     str,
-    typer.Option(
-        help="Registered model variant when no checkpoint is given: its packaged default checkpoint, else untrained."
-    ),
+    typer.Option(help="Registered model variant when no checkpoint is given (its packaged weights, if it has any)."),
 ]
-BackendOpt = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime or tensorrt.")]
+AllowUntrainedOpt = Annotated[
+    bool,
+    typer.Option("--allow-untrained", help="Map with a variant that has no trained weights (random weights, tagged)."),
+]
+BackendOpt = Annotated[BackendChoice, typer.Option(help="Inference backend.")]
 ModelOpt = Annotated[
     Path | None,
     typer.Option(help="onnxruntime: an ONNX file or an `export onnx` directory; tensorrt: a built model.engine."),
 ]
-PrecisionOpt = Annotated[str, typer.Option(help="Graph of an export directory for onnxruntime: fp32, fp16 or int8.")]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Graph of an export directory for onnxruntime.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Tiles per inference call.")]
 TileOpt = Annotated[int, typer.Option(min=16, help="Tile side in pixels (torch; graphs and engines fix their own).")]
 OverlapOpt = Annotated[int, typer.Option(min=0, help="Overlap between neighbouring tiles, pixels (even).")]
-ClassSchemeOpt = Annotated[str, typer.Option(help="Output codes: worldcover, dynamicworld or native.")]
+GridOffsetOpt = Annotated[
+    int, typer.Option(min=0, help="Shift the tile grid up and left by this many pixels (tile-dependence checks).")
+]
+ClassSchemeOpt = Annotated[ClassSchemeChoice, typer.Option(help="Output class codes.")]
+ResolutionOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Output pixel size in metres (default: 10 for SAFE, the finest band for GeoTIFF)."),
+]
+ConfidenceOpt = Annotated[
+    bool, typer.Option("--confidence/--no-confidence", help="Also write a confidence COG (top-class probability).")
+]
+StacOpt = Annotated[bool, typer.Option("--stac/--no-stac", help="Also write a STAC item per map.")]
+S2OffsetOpt = Annotated[
+    float | None, typer.Option(help="DN offset of GeoTIFF S2 scenes that carry none (e.g. -1000 from baseline 04.00).")
+]
+S2QuantificationOpt = Annotated[
+    float | None, typer.Option(help="DN divisor of GeoTIFF S2 scenes that carry none (usually 10000).")
+]
+S1MissingOpt = Annotated[
+    S1MissingChoice, typer.Option(help="S2 scenes without S1: map them with the missing-SAR path, or skip them.")
+]
+PrefetchOpt = Annotated[int, typer.Option(min=1, help="Tile batches the reader may prepare ahead of the model.")]
 PairWindowOpt = Annotated[float, typer.Option(min=0.0, help="Largest |S1 − S2| time difference to pair, days.")]
 RequireS1Opt = Annotated[bool, typer.Option("--require-s1/--allow-s2-only", help="Leave out S2 scenes without S1.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Skip scenes whose map already exists.")]
@@ -63,12 +166,12 @@ MaxMemoryOpt = Annotated[
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be mapped, and map nothing.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the summary line.")]
 LogFormatOpt = Annotated[
-    str,
+    LogFormat,
     typer.Option(help="rich (progress bars) or jsonl (one JSON object per event on stdout, for unattended stations)."),
 ]
 
 
 def usage_error(message: str) -> typer.Exit:
     """Prints ``error: message`` to stderr and returns the usage-error exit (code 2) to raise."""
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)

@@ -6,32 +6,32 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cloudlulc_edge.pipeline import SceneReport
+if TYPE_CHECKING:
+    from cloudlulc_edge.pipeline import SceneReport
 
 __all__ = ["RunDisplay", "summary_table"]
 
 
 class RunDisplay:
-    """Receives the run's callbacks and shows them as ``rich``, ``jsonl`` or ``quiet`` output.
+    """Receives the run's callbacks (`cloudlulc_edge.runner.RunProgress`) as ``rich``, ``jsonl`` or ``quiet`` output.
 
     Args:
         mode: ``rich``, ``jsonl`` or ``quiet``.
-        scenes: Number of scenes in the run.
         console: Where rich output goes.
     """
 
-    def __init__(self, mode: str, scenes: int, console: Console | None = None) -> None:
+    def __init__(self, mode: str, console: Console | None = None) -> None:
         if mode not in ("rich", "jsonl", "quiet"):
             raise ValueError(f"log format must be rich or jsonl, got {mode!r}")
         self.mode = mode
         self.console = console or Console()
-        self.scenes = scenes
+        self.scenes = 0
         self._progress: Progress | None = None
         self._overall: Any = None
         self._scene_task: Any = None
@@ -46,7 +46,6 @@ class RunDisplay:
     @contextmanager
     def running(self) -> Iterator[RunDisplay]:
         """Shows the bars for the duration of the run."""
-        self.emit("run_start", scenes=self.scenes)
         if self.mode != "rich":
             yield self
             return
@@ -54,9 +53,16 @@ class RunDisplay:
                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, console=self.console, transient=False) as progress:
             self._progress = progress
-            self._overall = progress.add_task("scenes", total=self.scenes, rate="")
+            self._overall = progress.add_task("scenes", total=None, rate="")
             yield self
         self._progress = None
+
+    def start(self, pairs: int) -> None:
+        """The run is about to map ``pairs`` pairs."""
+        self.scenes = pairs
+        self.emit("run_start", scenes=pairs)
+        if self._progress is not None:
+            self._progress.update(self._overall, total=pairs)
 
     def tiles(self, scene: str, done: int, total: int) -> None:
         """Per-scene tile progress (``pipeline.map_plan``'s ``on_tiles``)."""

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cloudlulc_edge.cli.options import DeviceOpt, usage_error
 from rich.console import Console
 
+from cloudlulc_edge.cli.options import DeviceOpt, usage_error
 from cloudlulc_edge.errors import CloudLULCError
 
 __all__ = ["evaluate_command", "train_command"]
@@ -25,23 +25,22 @@ def _epoch_line(record: dict[str, Any]) -> str:
 
 
 def train_command(
-    config: Annotated[Path | None, typer.Argument(help="TOML file with [train] and [model] tables.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="TOML file with \\[train] and \\[model] tables.")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override key=value (repeatable), e.g. epochs=3, model.order=3.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue OUTPUT/last/state.pt.")] = True,
 ) -> None:
     """Train (or resume) any variant (CloudLULC-Net or a baseline) on CloudLULC-Set or BigEarthNet; a line per epoch."""
-    from cloudlulc_edge.training import load_config, train
+    from cloudlulc_edge.training.loop import train_from_config
 
     console = Console()
     try:
-        cfg = load_config(config, set_ or [])
-        result = train(cfg, resume=resume, on_epoch=lambda r: console.print(_epoch_line(r)))
+        result = train_from_config(config, set_ or [], resume, on_epoch=lambda r: console.print(_epoch_line(r)))
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
-    console.print(f"{result.epochs_run} epoch(s) run, {result.last_epoch}/{cfg.epochs} done; best val mIoU "
-                  f"{result.best_miou}; checkpoint {result.best_checkpoint}")  # fmt: skip
+    console.print(f"{result.epochs_run} epoch(s) run, {result.last_epoch}/{result.epochs} done; best val mIoU "
+                  f"{result.best_miou}; checkpoints: best {result.best_checkpoint}, final {result.final_checkpoint}")  # fmt: skip
 
 
 def evaluate_command(
@@ -65,27 +64,23 @@ def evaluate_command(
     inputs: Annotated[
         str, typer.Option(help="cloudy_s2+s1 (default), cloudy_s2, s1 or clear_s2+s1 (the paper's Fig. 12).")
     ] = "cloudy_s2+s1",
+    label_rule: Annotated[
+        str, typer.Option(help="bigearthnet_dw: raw teacher labels, or water (open water corrected by physics).")
+    ] = "raw",
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, metrics.md and the PNG figures.")] = Path("eval"),
 ) -> None:
     """Evaluate a checkpoint: OA, per-class IoU/F1, mIoU, macro-F1, overall and per cloud bin."""
-    from cloudlulc_edge.models.checkpoint import load_checkpoint
-    from cloudlulc_edge.training.config import TrainConfig
-    from cloudlulc_edge.training.datasets import evaluation_set
-    from cloudlulc_edge.training.evaluate import evaluate, render_markdown, write_report
+    from cloudlulc_edge.training.evaluate import EvaluationRequest, evaluate_checkpoint, render_markdown
 
     try:
         fractions = tuple(float(c) for c in covers.split(","))
     except ValueError as exc:
         raise usage_error(f"--covers must be comma-separated fractions, got {covers!r}") from exc
+    request = EvaluationRequest(checkpoint, data_root, out, split, dataset, cloud_donor, fractions, label_scheme,
+                                s2_offset, s1_units, label_rule, batch_size, device, inputs)  # fmt: skip
     try:
-        cfg = TrainConfig(data_root=str(data_root), dataset=dataset, cloud_donor=str(cloud_donor or ""),
-                          val_covers=fractions, label_scheme=label_scheme, s2_offset=s2_offset, s1_units=s1_units,
-                          inputs=inputs)  # fmt: skip
-        cfg.validate()
-        model, card = load_checkpoint(checkpoint)
-        report = evaluate(model, evaluation_set(cfg, split), batch_size, device, inputs)
+        report, paths, title = evaluate_checkpoint(request)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
-    paths = write_report(report, out, f"{card.variant} on {data_root.name} ({split})")
-    Console().print(render_markdown(report, f"{card.variant} ({split})"))
+    Console().print(render_markdown(report, title))
     Console(stderr=True).print("written: " + ", ".join(str(p) for p in paths.values()))

@@ -10,6 +10,9 @@ With a cloud donor (a real cloudy L2A product), `cloudy_pair` also writes a copy
 scene with simulated clouds (`cloudlulc_edge.data.cloud_sim`) as a multiband GeoTIFF and pairs it
 with the same S1, so the demo shows the map made *through* the clouds next to the clear one.
 
+`run_demo` is what ``cloudlulc-edge demo`` calls: inputs → pairs (plus cloudy copies) → the default
+model → maps, a run report and one quicklook per scene.
+
 Copernicus Sentinel data 2017–2018, via BigEarthNet (CDLA-Permissive-1.0, TU Berlin).
 """
 
@@ -17,9 +20,10 @@ from __future__ import annotations
 
 import functools
 import tarfile
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -30,10 +34,23 @@ from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.files import atomic_write, leaves_root
 from cloudlulc_edge.io.products import identify
 from cloudlulc_edge.io.scene import SceneReader
-from cloudlulc_edge.pairing import Pair
+from cloudlulc_edge.pairing import Pair, plan_directory
 from cloudlulc_edge.pipeline import MapOptions
 
-__all__ = ["SAMPLE_ARCHIVES", "SampleDataError", "cloudy_pair", "extract_archive", "prepare_demo_inputs"]
+if TYPE_CHECKING:
+    from cloudlulc_edge.runner import RunProgress, RunReport
+
+__all__ = [
+    "DEMO_OPTIONS",
+    "SAMPLE_ARCHIVES",
+    "DemoRequest",
+    "DemoResult",
+    "SampleDataError",
+    "cloudy_pair",
+    "extract_archive",
+    "prepare_demo_inputs",
+    "run_demo",
+]
 
 #: The example archives inside the ``bigearthnet_common`` package.
 SAMPLE_ARCHIVES = ("BigEarthNet-S1-Example.tar.bz2", "BigEarthNet-S2-Example.tar.bz2")
@@ -173,3 +190,94 @@ def cloudy_pair(pair: Pair, simulator: CloudSimulator, cover: float, dest: Path,
     if product is None:
         raise CloudLULCError("the cloudy copy is not recognised as an S2 scene", target)
     return replace(pair, s2=product)
+
+
+#: The sample patches are 120 × 120 px: one 128-px tile each, about the size the default model
+#: trained on. BigEarthNet S2 is processing baseline 02.xx: no radiometric offset.
+DEMO_OPTIONS = MapOptions(tile=128, overlap=8, s2_offset=0.0, s2_quantification=10000.0)
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """What ``cloudlulc-edge demo`` does.
+
+    Attributes:
+        output_dir: Demo folder: ``inputs/``, ``maps/``, ``clouded/`` and ``quicklooks/`` go here.
+        samples: A folder of S1/S2 scenes to use instead of the packaged BigEarthNet examples.
+        checkpoint: Checkpoint directory (default: the packaged ``cloudlulc_edge`` checkpoint).
+        cloud_donor: A real cloudy S2 L2A SAFE: also map a cloudy copy of every scene.
+        cover: Cloud cover of the cloudy copies.
+        device: ``cpu``, ``cuda``…
+        batch_size: Tiles per inference call.
+    """
+
+    output_dir: Path = Path("cloudlulc-demo")
+    samples: Path | None = None
+    checkpoint: Path | None = None
+    cloud_donor: Path | None = None
+    cover: float = 0.6
+    device: str = "cpu"
+    batch_size: int = 4
+
+
+@dataclass
+class DemoResult:
+    """What the demo wrote.
+
+    Attributes:
+        report: The run report of the maps.
+        report_path: Where it was written.
+        maps: The maps folder.
+        quicklooks: One PNG per mapped scene.
+        quicklook_errors: Scene → why its quicklook was not written.
+    """
+
+    report: RunReport
+    report_path: Path
+    maps: Path
+    quicklooks: list[Path] = field(default_factory=list)
+    quicklook_errors: dict[str, str] = field(default_factory=dict)
+
+
+def run_demo(request: DemoRequest, progress: RunProgress | None = None) -> DemoResult:
+    """Maps the sample scenes (and their cloudy copies) with the default model, then renders quicklooks.
+
+    Raises:
+        CloudLULCError: Before mapping: no sample data, an unsafe archive, an unwritable folder, a bad
+            checkpoint or cloud donor, or no S2 scene among the inputs.
+    """
+    from cloudlulc_edge.backends.factory import BackendSpec, open_backend
+    from cloudlulc_edge.data.cloud_sim import CloudDonor, CloudSimulator
+    from cloudlulc_edge.quicklook import render_quicklook
+    from cloudlulc_edge.runner import backend_record, check_output_dir, run_pairs
+
+    options = replace(DEMO_OPTIONS, batch_size=request.batch_size)
+    check_output_dir(request.output_dir)
+    inputs = prepare_demo_inputs(request.output_dir / "inputs", request.samples)
+    plan = plan_directory(inputs)
+    pairs = list(plan.pairs)
+    if not pairs:
+        raise CloudLULCError("no S2 scene found among the demo inputs", inputs)
+    if request.cloud_donor is not None:
+        simulator = CloudSimulator(CloudDonor.from_safe(request.cloud_donor))
+        pairs += [cloudy_pair(p, simulator, request.cover, request.output_dir / "clouded", options) for p in plan.pairs]
+    spec = BackendSpec("torch", "cloudlulc_edge", request.checkpoint, device=request.device, tile=options.tile)
+    backend = open_backend(spec)
+    maps = request.output_dir / "maps"
+    if progress is not None:
+        progress.start(len(pairs))
+    report, report_path = run_pairs("demo", pairs, backend, maps, options, None,
+                                    progress.scene if progress else None, progress.tiles if progress else None,
+                                    plan.skipped, backend_record(spec, backend, "local"))  # fmt: skip
+    result = DemoResult(report, report_path, maps)
+    by_name = {p.name: p for p in pairs}
+    for scene in report.scenes:
+        if scene.output is None or scene.status == "failed":
+            continue
+        try:
+            result.quicklooks.append(render_quicklook(by_name[scene.name], Path(scene.output),
+                                                      request.output_dir / "quicklooks" / f"{scene.name}.png",
+                                                      options))  # fmt: skip
+        except CloudLULCError as exc:
+            result.quicklook_errors[scene.name] = str(exc)
+    return result

@@ -2,7 +2,7 @@
 
 Both map 1:1 onto ``cloudlulc-edge run PLAN OUT --shard auto/N``: the scheduler starts N workers
 and gives each its index (``JOB_COMPLETION_INDEX`` / ``SLURM_ARRAY_TASK_ID``); `runner.parse_shard`
-reads it. The templates ship with the package (``cloudlulc_edge/cli/templates``).
+reads it. The templates ship with the package (``cloudlulc_edge/templates``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ScaleOut:
 
 
 def _template(name: str) -> Template:
-    return Template((resources.files("cloudlulc_edge.cli") / "templates" / name).read_text())
+    return Template((resources.files("cloudlulc_edge.templates") / name).read_text())
 
 
 def render_k8s_job(job: ScaleOut, image: str, claim: str, mount: str = "/data") -> str:

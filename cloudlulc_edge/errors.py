@@ -13,9 +13,11 @@ __all__ = [
     "EngineCompatibilityError",
     "ExportError",
     "ModelCardError",
+    "OptionsError",
     "OutputError",
     "PairingError",
     "ProductError",
+    "ResourceLimitError",
 ]
 
 
@@ -30,6 +32,10 @@ class CloudLULCError(Exception):
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class OptionsError(CloudLULCError):
+    """A mapping or run option is invalid or options contradict each other (a usage error, exit code 2)."""
 
 
 class ModelCardError(CloudLULCError):

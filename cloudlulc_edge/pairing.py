@@ -8,7 +8,8 @@ unioned (a tile can straddle two slices, which are then mosaicked), and the grou
 group covers, computed in the S2 product's projected CRS.
 
 The plan (`write_plan` / `read_plan`) is the unit of work for batch runs and sharding: a JSON file
-listing each pair with its S2 and S1 products, Δt and coverage.
+listing each pair with its S2 and S1 products, Δt and coverage. `plan_directory` scans a folder
+and pairs what it finds: what ``plan`` and ``map`` do first.
 """
 
 from __future__ import annotations
@@ -29,10 +30,20 @@ from shapely.ops import unary_union
 
 from cloudlulc_edge.errors import PairingError
 from cloudlulc_edge.files import atomic_write
-from cloudlulc_edge.io.products import Product, Skipped
+from cloudlulc_edge.io.products import Product, Skipped, scan
 from cloudlulc_edge.version import __version__
 
-__all__ = ["PLAN_FORMAT_VERSION", "Pair", "Plan", "check_plan_roots", "pair_products", "read_plan", "write_plan"]
+__all__ = [
+    "PLAN_FORMAT_VERSION",
+    "Pair",
+    "Plan",
+    "check_plan_roots",
+    "pair_products",
+    "plan_directory",
+    "plan_to_file",
+    "read_plan",
+    "write_plan",
+]
 
 PLAN_FORMAT_VERSION = 1
 #: Minimum share of the S2 footprint an S1 product must cover to count as overlapping (%).
@@ -139,6 +150,34 @@ def pair_products(products: Sequence[Product], window_days: float = 6.0, require
             continue
         signed = (best[2][0].time - s2.time).total_seconds() / 86400.0
         plan.pairs.append(Pair(s2, tuple(best[2]), round(signed, 4), round(min(best[1], 100.0), 3)))
+    return plan
+
+
+def plan_directory(input_dir: str | Path, window_days: float = 6.0, require_s1: bool = False) -> Plan:
+    """Scans a directory and pairs its products; paths that are not products join the plan's skips.
+
+    The plan records the folder it was made from (``input_root``): `read_plan` maps only products
+    under it unless told other roots.
+
+    Raises:
+        CloudLULCError: ``input_dir`` is not a directory.
+    """
+    found = scan(input_dir)
+    plan = pair_products(found.products, window_days=window_days, require_s1=require_s1)
+    plan.skipped = [*found.skipped, *plan.skipped]
+    plan.options["input_root"] = os.path.abspath(input_dir)
+    return plan
+
+
+def plan_to_file(input_dir: str | Path, plan_file: str | Path, window_days: float = 6.0,
+                 require_s1: bool = False) -> Plan:  # fmt: skip
+    """`plan_directory`, then `write_plan` to ``plan_file``: what ``cloudlulc-edge plan`` does.
+
+    Raises:
+        CloudLULCError: ``input_dir`` is not a directory.
+    """
+    plan = plan_directory(input_dir, window_days, require_s1)
+    write_plan(plan, plan_file)
     return plan
 
 

@@ -1,9 +1,9 @@
 """Mapping a pair end to end: read → tile → predict → blend → write, in bounded memory.
 
-`map_pair` wires the stages (`architecture.md`): a producer thread reads the scene one tile row
-at a time (reflect-padded, all-nodata tiles dropped) and queues tile batches; the calling
-thread runs the backend on each batch, feeds the probabilities to the `RowBlender`, and writes
-finished rows straight into the map. Peak memory is a few tile rows of inputs plus one tile row
+`map_pair` wires the stages (`architecture.md`): a producer thread runs the `tiling.Tiler` over
+the scene reader (one tile row at a time, reflect-padded, all-nodata tiles dropped) and queues
+tile batches; the calling thread runs the backend on each batch, feeds the probabilities to the
+`RowBlender`, and writes finished rows straight into the map. Peak memory is a few tile rows of inputs plus one tile row
 of accumulators, whatever the scene height.
 
 `map_plan` maps many pairs; a `CloudLULCError` in one scene is recorded in its report and the
@@ -14,31 +14,32 @@ complete).
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
-
-from cloudlulc_edge.backends.base import Backend, TileBatch
+from cloudlulc_edge.backends.base import Backend
 from cloudlulc_edge.claims import SceneClaim
-from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
-from cloudlulc_edge.errors import CloudLULCError, ResourceLimitError
+from cloudlulc_edge.contract import CLASS_SCHEMES, DEFAULT_CONTRACT, InputContract
+from cloudlulc_edge.errors import CloudLULCError, OptionsError, ResourceLimitError
+from cloudlulc_edge.io.gdal_env import GDAL_CACHE_MB, gdal_env
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
-from cloudlulc_edge.tiling import RowBlender, TileGrid, reflect_index
+from cloudlulc_edge.tiling import RowBlender, TileGrid, Tiler
 from cloudlulc_edge.writer import MapWriter
 
 __all__ = [
+    "ClassSchemeName",
     "MapOptions",
+    "S1Missing",
     "SceneReport",
     "estimate_scene_memory_mb",
-    "iter_tile_batches",
     "map_pair",
     "map_plan",
     "output_path",
@@ -46,14 +47,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+ClassSchemeName = Literal["worldcover", "dynamicworld", "native"]
+S1Missing = Literal["map", "skip"]
+
 
 @dataclass(frozen=True)
 class MapOptions:
-    """How to map a scene.
+    """How to map a scene; every field is validated on construction.
 
     Attributes:
-        tile: Tile side (the model's tile).
-        overlap: Overlap between tiles, pixels (even).
+        tile: Tile side, pixels (the model's tile; ≥ 16).
+        overlap: Overlap between tiles, pixels (even, < tile).
         batch_size: Tiles per backend call.
         class_scheme: Output codes (``worldcover``, ``dynamicworld``, ``native``).
         resolution: Output resolution in metres (None: 10 m for SAFE, the finest band for GeoTIFF).
@@ -65,28 +69,83 @@ class MapOptions:
         s2_quantification: DN divisor for GeoTIFF S2 scenes that carry none.
         prefetch: Tile batches the reader may queue ahead of the model.
         max_memory_mb: Refuse scenes whose estimated peak (`estimate_scene_memory_mb`) exceeds this.
+        grid_offset: Shift the tile grid up and left by this many pixels (0 ≤ offset < tile − overlap;
+            tile-dependence measurements map one scene with two grids).
+
+    Raises:
+        OptionsError: A value is out of range or the values contradict each other (the message
+            names the option).
     """
 
     tile: int = 512
     overlap: int = 64
     batch_size: int = 4
-    class_scheme: str = "worldcover"
+    class_scheme: ClassSchemeName = "worldcover"
     resolution: int | None = None
     confidence: bool = False
     stac: bool = True
     resume: bool = True
-    s1_missing: str = "map"
+    s1_missing: S1Missing = "map"
     s2_offset: float | None = None
     s2_quantification: float | None = None
     prefetch: int = 1
     max_memory_mb: int | None = None
+    grid_offset: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.tile >= 16, f"--tile must be at least 16, got {self.tile}"),
+            (
+                self.overlap % 2 == 0 and 0 <= self.overlap < self.tile,
+                f"--overlap must be even and smaller than the tile ({self.tile}), got {self.overlap}",
+            ),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (
+                self.class_scheme in CLASS_SCHEMES,
+                f"--class-scheme must be one of {', '.join(CLASS_SCHEMES)}, got {self.class_scheme!r}",
+            ),
+            (
+                self.resolution is None or 1 <= self.resolution <= 1000,
+                f"--resolution must be a pixel size in metres (1–1000), got {self.resolution}",
+            ),
+            (self.s1_missing in ("map", "skip"), f"--s1-missing must be map or skip, got {self.s1_missing!r}"),
+            (
+                self.s2_offset is None or math.isfinite(self.s2_offset),
+                f"--s2-offset must be a finite number, got {self.s2_offset}",
+            ),
+            (
+                self.s2_quantification is None
+                or (math.isfinite(self.s2_quantification) and self.s2_quantification > 0),
+                f"--s2-quantification must be a positive number, got {self.s2_quantification}",
+            ),
+            (self.prefetch >= 1, f"prefetch must be at least 1, got {self.prefetch}"),
+            (
+                self.max_memory_mb is None or self.max_memory_mb >= 256,
+                f"--max-memory must be at least 256 MiB, got {self.max_memory_mb}",
+            ),
+            (
+                0 <= self.grid_offset < self.tile - self.overlap,
+                f"grid_offset must lie in [0, {self.tile - self.overlap}), got {self.grid_offset}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OptionsError(message)
+
+    def with_tile(self, tile: int) -> MapOptions:
+        """These options at another tile side (a graph or engine fixes its own), validated again.
+
+        Raises:
+            OptionsError: The overlap or grid offset does not fit the new tile.
+        """
+        return self if tile == self.tile else replace(self, tile=tile)
 
 
 #: Bytes per tile pixel per batch item for the model's activations (cloudlulc_edge at 512² batch 4
 #: peaks ≈ 270 MB on CPU, `bench/model_cost.py`), rounded up.
 _MODEL_BYTES_PER_PIXEL = 300
-#: Process baseline: torch, GDAL's block cache (GDAL_CACHEMAX, 512 MB by default in the CLI) and code.
-_BASELINE_MB = 750
+#: Process baseline: torch and code, plus GDAL's block cache (`GDAL_CACHE_MB`).
+_BASELINE_MB = 494 + GDAL_CACHE_MB
 
 
 def estimate_scene_memory_mb(width: int, options: MapOptions, channels: int = 14, classes: int = 6) -> float:
@@ -94,7 +153,7 @@ def estimate_scene_memory_mb(width: int, options: MapOptions, channels: int = 14
 
     The terms follow the data flow: a reflect-padded input strip of one tile row (double-buffered
     by the reader thread), the blender's accumulators for two tile rows, the queued tile batches,
-    the model's activations and a fixed baseline. It errs high: ``bench/map_scene.py`` measured
+    the model's activations and a fixed baseline. It errs high: ``bench/scene_throughput.py`` measured
     1585 / 1811 MiB peak RSS at 5490² / 10980² (tile 512, batch 4), where this gives 1677 / 2170.
     A bound to budget with, not a guarantee.
     """
@@ -146,63 +205,6 @@ class SceneReport:
 _DONE = object()
 
 
-def iter_tile_batches(
-    reader: SceneReader, grid: TileGrid, batch_size: int, stages: dict[str, float]
-) -> Iterator[TileBatch | tuple[str, int]]:
-    """Yields batches of tiles in row-major order; all-nodata tiles are dropped.
-
-    Each tile row is read in chunks of ``batch_size`` tiles across (reflected at the scene
-    edges), so input memory depends on neither scene height nor width. After the last batch,
-    yields ``("skipped", n)`` with the number of dropped tiles.
-    """
-    t = grid.tile
-    pending: list[tuple[int, int, Any, Any, Any, Any]] = []
-    skipped = 0
-    col_origins = grid.col_origins
-    chunks = [col_origins[i : i + batch_size] for i in range(0, len(col_origins), batch_size)]
-    for top, chunk in ((top, chunk) for top in grid.row_origins for chunk in chunks):
-        start = time.perf_counter()
-        rows = reflect_index(np.arange(top, top + t), grid.height)
-        chunk_cols = reflect_index(np.arange(chunk[0], chunk[-1] + t), grid.width)
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        c_lo, c_hi = int(chunk_cols.min()), int(chunk_cols.max()) + 1
-        strip = reader.read(lo, hi - lo, c_lo, c_hi - c_lo)
-        r = rows - lo
-        in_rows = (np.arange(top, top + t) >= 0) & (np.arange(top, top + t) < grid.height)
-        stages["read"] += time.perf_counter() - start
-        for left in chunk:
-            cols = reflect_index(np.arange(left, left + t), grid.width) - c_lo
-            in_cols = (np.arange(left, left + t) >= 0) & (np.arange(left, left + t) < grid.width)
-            s2_valid = strip.s2_valid[np.ix_(r, cols)]
-            if not s2_valid[np.ix_(in_rows, in_cols)].any():
-                skipped += 1
-                continue
-            # Gather the tile directly: slicing rows first would copy the whole (C, t, W) row band per tile.
-            s2 = strip.s2[np.ix_(np.arange(strip.s2.shape[0]), r, cols)]
-            s1 = strip.s1[np.ix_(np.arange(strip.s1.shape[0]), r, cols)] if strip.s1 is not None else None
-            s1_valid = strip.s1_valid[np.ix_(r, cols)] if strip.s1_valid is not None else None
-            pending.append((top, left, s2, s2_valid, s1, s1_valid))
-            if len(pending) == batch_size:
-                yield _batch(pending)
-                pending = []
-        del strip  # release this chunk's inputs before the next read
-    if pending:
-        yield _batch(pending)
-    yield ("skipped", skipped)
-
-
-def _batch(items: list[tuple[int, int, Any, Any, Any, Any]]) -> TileBatch:
-    has_s1 = items[0][4] is not None
-    return TileBatch(
-        s2=np.stack([i[2] for i in items]),
-        s2_valid=np.stack([i[3] for i in items]),
-        s1=np.stack([i[4] for i in items]) if has_s1 else None,
-        s1_valid=np.stack([i[5] for i in items]) if has_s1 else None,
-        tops=[i[0] for i in items],
-        lefts=[i[1] for i in items],
-    )
-
-
 def _produce(source: Iterator[Any], out: queue.Queue[Any], stop: threading.Event) -> None:
     """Producer thread: moves items from ``source`` into ``out``; exceptions travel as items."""
     try:
@@ -250,7 +252,19 @@ def map_pair(
     Raises:
         CloudLULCError: The scene cannot be read, paired or written; nothing is left behind.
     """
-    out_dir = Path(output_dir)
+    with gdal_env():
+        return _map_pair(pair, backend, Path(output_dir), options, contract, on_tiles)
+
+
+def _map_pair(
+    pair: Pair,
+    backend: Backend,
+    out_dir: Path,
+    options: MapOptions,
+    contract: InputContract,
+    on_tiles: Callable[[int, int], None] | None,
+) -> SceneReport:
+    """`map_pair` inside the run's GDAL configuration: claim, resume check, then map."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = output_path(pair, out_dir)
     report = SceneReport(pair.name, "done", str(target), dt_days=pair.dt_days, s1_coverage_pct=pair.s1_coverage_pct,
@@ -295,14 +309,13 @@ def _map_claimed(
     writer: MapWriter | None = None
     stop = threading.Event()
     try:
-        grid = TileGrid(reader.grid.height, reader.grid.width, options.tile, options.overlap)
+        grid = TileGrid(reader.grid.height, reader.grid.width, options.tile, options.overlap, options.grid_offset)
         blender = RowBlender(grid, backend.num_classes)
         writer = MapWriter(target, reader.grid, options.class_scheme, options.confidence, options.stac)
         items: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.prefetch))
-        producer = threading.Thread(
-            target=_produce, args=(iter_tile_batches(reader, grid, options.batch_size, stages), items, stop),
-            name=f"read-{pair.name}", daemon=True,
-        )  # fmt: skip
+        tiler = Tiler(reader, grid, options.batch_size)
+        producer = threading.Thread(target=_produce, args=(iter(tiler), items, stop), name=f"read-{pair.name}",
+                                    daemon=True)  # fmt: skip
         producer.start()
         total = len(grid)
         while True:
@@ -311,9 +324,6 @@ def _map_claimed(
                 break
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, tuple):
-                report.tiles_skipped = int(item[1])
-                continue
             start = time.perf_counter()
             probs = backend.predict(item)
             stages["predict"] += time.perf_counter() - start
@@ -325,6 +335,8 @@ def _map_claimed(
             report.tiles += len(item)
             if on_tiles is not None:
                 on_tiles(report.tiles + report.tiles_skipped, total)
+        report.tiles_skipped = tiler.skipped
+        stages["read"] = tiler.read_seconds
         start = time.perf_counter()
         for rows in blender.finish():
             writer.write(rows)

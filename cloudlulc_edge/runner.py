@@ -1,8 +1,11 @@
-"""Batch runs: choose a backend, map a plan (or one shard of it), report, and decide the exit code.
+"""Batch runs: `run_batch(RunRequest)` maps a folder or a plan (or one shard of it) and reports.
 
-What the ``map`` and ``run`` commands call. A run maps its pairs with `pipeline.map_plan` (one
-failed scene never stops the others; finished maps are skipped on re-runs) and writes a JSON
-report: per scene status, Δt, cloud %, S1 coverage, per-stage seconds, output path and error.
+What the ``map`` and ``run`` commands call, in one library call each: the request is validated
+and the backend opened before any scene is read (an error there is a usage error, raised as a
+`CloudLULCError`); then the pairs are mapped by the local executor (`pipeline.map_plan`) or by Ray
+actors (`ray_executor`), one failed scene never stopping the others, and a JSON run report is
+written: per scene status, Δt, cloud %, S1 coverage, per-stage seconds, output path and error.
+Both executors write the same report schema.
 
 Sharding maps onto the schedulers operators already have: ``--shard i/n`` is the i-th of n
 round-robin slices of a plan, and the index can come from a Kubernetes Indexed Job
@@ -19,16 +22,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from torch import nn
-
-from cloudlulc_edge.backends.base import Backend, ModelIdentity
-from cloudlulc_edge.errors import CloudLULCError, OutputError
+from cloudlulc_edge.backends.base import Backend
+from cloudlulc_edge.backends.factory import BackendSpec, open_backend
+from cloudlulc_edge.errors import OptionsError, OutputError
 from cloudlulc_edge.files import atomic_write
-from cloudlulc_edge.io.products import Skipped, scan
-from cloudlulc_edge.pairing import Pair, Plan, pair_products
+from cloudlulc_edge.io.products import Skipped
+from cloudlulc_edge.pairing import Pair, Plan, plan_directory, read_plan
 from cloudlulc_edge.pipeline import MapOptions, SceneReport, map_plan
+from cloudlulc_edge.ray_executor import RayOptions
 from cloudlulc_edge.version import __version__
 
 __all__ = [
@@ -36,15 +39,16 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
-    "BackendKind",
-    "BackendSpec",
+    "Executor",
+    "RunProgress",
     "RunReport",
+    "RunRequest",
+    "RunResult",
     "ShardError",
-    "load_model",
-    "open_backend",
+    "backend_record",
+    "check_output_dir",
     "parse_shard",
-    "plan_directory",
-    "record_run",
+    "run_batch",
     "run_pairs",
 ]
 
@@ -57,11 +61,11 @@ EXIT_PARTIAL = 3
 #: Every scene that was attempted failed.
 EXIT_ALL_FAILED = 4
 
-BackendKind = Literal["torch", "onnxruntime", "tensorrt"]
+Executor = Literal["local", "ray"]
 _SHARD_ENV = ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID")
 
 
-class ShardError(CloudLULCError):
+class ShardError(OptionsError):
     """A shard specification is malformed or out of range."""
 
 
@@ -116,103 +120,63 @@ def check_output_dir(path: Path) -> None:
         raise OutputError(f"output folder is not writable ({exc.strerror or exc})", path) from exc
 
 
-def plan_directory(input_dir: Path, window_days: float = 6.0, require_s1: bool = False) -> Plan:
-    """Scans a directory and pairs its products; paths that are not products join the plan's skips.
-
-    Raises:
-        CloudLULCError: ``input_dir`` is not a directory.
-    """
-    found = scan(input_dir)
-    plan = pair_products(found.products, window_days=window_days, require_s1=require_s1)
-    plan.skipped = [*found.skipped, *plan.skipped]
-    plan.options["input_root"] = os.path.abspath(input_dir)  # `run` only maps products under it
-    return plan
-
-
 @dataclass(frozen=True)
-class BackendSpec:
-    """Which model runs, where.
+class RunRequest:
+    """One batch run, as the ``map`` and ``run`` commands describe it.
 
     Attributes:
-        kind: ``torch``, ``onnxruntime`` or ``tensorrt``.
-        variant: Registered variant (torch without a checkpoint: its packaged default checkpoint,
-            else untrained weights).
-        checkpoint: Checkpoint directory (torch).
-        model: ONNX file or export directory (onnxruntime), engine file (tensorrt).
-        precision: Graph of an export directory to run (onnxruntime): fp32, fp16 or int8.
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
-        tile: Tile side (torch; the graph or engine fixes it for the others).
-    """
-
-    kind: BackendKind = "torch"
-    variant: str = "cloudlulc_edge"
-    checkpoint: Path | None = None
-    model: Path | None = None
-    precision: str = "fp32"
-    device: str = "cpu"
-    tile: int = 512
-
-
-def _export_identity(export_dir: Path, tile: int) -> ModelIdentity:
-    """Identity recorded in an export's manifest (``unknown`` fields when there is none)."""
-    manifest = export_dir / "manifest.json"
-    if not manifest.is_file():
-        return ModelIdentity("unknown", "unknown", "unknown", tile)
-    model = json.loads(manifest.read_text()).get("model", {})
-    return ModelIdentity(str(model.get("variant")), str(model.get("version")), str(model.get("weights_sha256")), tile)
-
-
-def load_model(variant: str, checkpoint: Path | None, tile: int) -> tuple[nn.Module, ModelIdentity]:
-    """A checkpoint, else the variant's packaged default checkpoint, else untrained weights (eval mode).
-
-    Variant and provenance come from the checkpoint's card; packaged checkpoints are listed in
-    `cloudlulc_edge.weights`.
+        command: Name recorded in the report (``map``, ``run``…).
+        output_dir: Where the maps, STAC items and run reports go.
+        backend: What runs, where.
+        options: Mapping options.
+        input_dir: Scan and pair this folder (``map``); exactly one of ``input_dir`` and ``plan_file``.
+        plan_file: Map the pairs of this plan (``run``).
+        input_roots: Allowed input folders for plan entries (default: the folder the plan records).
+        pair_window: Largest |S1 − S2| to pair, days (``input_dir``).
+        require_s1: Leave S2 scenes without S1 out (``input_dir``).
+        shard: ``(i, n)``: map the i-th of n round-robin shards.
+        executor: ``local`` or ``ray``.
+        ray: Ray settings (``executor="ray"``).
+        dry_run: Plan and report what would be mapped; map nothing.
 
     Raises:
-        CloudLULCError: A bad checkpoint (`ModelCardError`) or an unknown variant.
+        OptionsError: Both or neither of ``input_dir`` and ``plan_file``, or an unknown executor.
     """
-    from cloudlulc_edge.models import create_model, list_models
-    from cloudlulc_edge.models.checkpoint import load_checkpoint
-    from cloudlulc_edge.weights import default_checkpoint
 
-    checkpoint = checkpoint if checkpoint is not None else default_checkpoint(variant)
-    if checkpoint is not None:
-        model, card = load_checkpoint(checkpoint)
-        return model, ModelIdentity(card.variant, card.package_version, card.weights_sha256, tile)
-    if variant not in list_models():
-        raise CloudLULCError(f"unknown variant {variant!r}; one of {', '.join(list_models())}")
-    return create_model(variant).eval(), ModelIdentity(variant, "untrained", "untrained", tile)
+    command: str
+    output_dir: Path
+    backend: BackendSpec = field(default_factory=BackendSpec)
+    options: MapOptions = field(default_factory=MapOptions)
+    input_dir: Path | None = None
+    plan_file: Path | None = None
+    input_roots: tuple[Path, ...] = ()
+    pair_window: float = 6.0
+    require_s1: bool = False
+    shard: tuple[int, int] | None = None
+    executor: Executor = "local"
+    ray: RayOptions = field(default_factory=RayOptions)
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.input_dir is None) == (self.plan_file is None):
+            raise OptionsError("a run maps either an input folder or a plan file, not both or neither")
+        if self.executor not in ("local", "ray"):
+            raise OptionsError(f"--executor must be local or ray, got {self.executor!r}")
+        if self.pair_window < 0:
+            raise OptionsError(f"--pair-window must be ≥ 0 days, got {self.pair_window}")
 
 
-def open_backend(spec: BackendSpec) -> Backend:
-    """Builds the backend a spec names.
+class RunProgress(Protocol):
+    """What a run tells its display (the CLI's rich/JSON-lines output, or nothing)."""
 
-    Raises:
-        CloudLULCError: A missing or bad checkpoint, ONNX file, export or engine (the message
-            names the file), or an unknown variant.
-    """
-    if spec.kind not in ("torch", "onnxruntime", "tensorrt"):
-        raise CloudLULCError(f"unknown backend {spec.kind!r}; use torch, onnxruntime or tensorrt")
-    if spec.kind == "torch":
-        from cloudlulc_edge.backends.torch_backend import TorchBackend
+    def start(self, pairs: int) -> None:
+        """The run is about to map ``pairs`` pairs."""
 
-        return TorchBackend(*load_model(spec.variant, spec.checkpoint, spec.tile), spec.device)
-    if spec.model is None:
-        raise CloudLULCError(f"the {spec.kind} backend needs --model (an ONNX file / export directory, or an engine)")
-    if spec.kind == "onnxruntime":
-        from cloudlulc_edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+    def scene(self, report: SceneReport) -> None:
+        """A scene finished (done, skipped or failed)."""
 
-        path = spec.model / f"model_{spec.precision}.onnx" if spec.model.is_dir() else spec.model
-        export_dir = spec.model if spec.model.is_dir() else spec.model.parent
-        ort_backend = OnnxRuntimeBackend(path, _export_identity(export_dir, 0), spec.device)
-        ort_backend.identity = _export_identity(export_dir, ort_backend.tile)
-        return ort_backend
-    from cloudlulc_edge.backends.tensorrt_backend import TensorRTBackend
-
-    export_dir = spec.model.parent.parent.parent  # EXPORT/engines/<key digest>/model.engine
-    trt_backend = TensorRTBackend(spec.model, _export_identity(export_dir, 0))
-    trt_backend.identity = _export_identity(export_dir, trt_backend.tile)
-    return trt_backend
+    def tiles(self, scene: str, done: int, total: int) -> None:
+        """Tiles of ``scene`` processed so far."""
 
 
 @dataclass
@@ -224,7 +188,8 @@ class RunReport:
         started: UTC start time.
         finished: UTC end time.
         shard: ``[i, n]`` or None.
-        backend: Backend kind and model identity.
+        backend: ``{"kind", "executor", "model": {name, version, sha256, tile}, "spec": {...}, "actors",
+            "gpus_per_actor"}`` (the last two None for the local executor): one schema for every executor.
         options: Mapping options.
         scenes: One report per pair.
         inputs_skipped: Paths of the input directory that are not usable products, and why.
@@ -272,8 +237,88 @@ class RunReport:
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n"))
 
 
+@dataclass
+class RunResult:
+    """What `run_batch` did.
+
+    Attributes:
+        plan: The plan of the run (all pairs, before sharding) and what it left out.
+        pairs: The pairs this run maps (its shard).
+        report: The run report (None for a dry run).
+        report_path: Where the report was written (None for a dry run).
+    """
+
+    plan: Plan
+    pairs: list[Pair]
+    report: RunReport | None = None
+    report_path: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The run's exit status (`EXIT_OK` for a dry run)."""
+        return self.report.exit_code() if self.report is not None else EXIT_OK
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def backend_record(spec: BackendSpec, backend: Backend | None, executor: Executor,
+                   ray: RayOptions | None = None) -> dict[str, Any]:  # fmt: skip
+    """The report's ``backend`` field: the same keys for every executor."""
+    identity = asdict(backend.identity) if backend is not None else None
+    spec_fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
+    return {"kind": spec.kind, "executor": executor, "model": identity, "spec": spec_fields,
+            "actors": ray.actors if ray is not None else None,
+            "gpus_per_actor": ray.gpus_per_actor if ray is not None else None}  # fmt: skip
+
+
+def _plan(request: RunRequest) -> Plan:
+    if request.input_dir is not None:
+        return plan_directory(request.input_dir, request.pair_window, request.require_s1)
+    assert request.plan_file is not None
+    return read_plan(request.plan_file, list(request.input_roots) or None)
+
+
+def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunResult:
+    """Plans, opens the backend, maps the request's pairs and writes the run report.
+
+    Args:
+        request: What to map and how.
+        progress: Told when the run starts, each scene ends and tiles advance.
+
+    Returns:
+        The plan, the pairs and (unless a dry run) the report and its path.
+
+    Raises:
+        CloudLULCError: Before any scene is read: a bad input folder or plan, shard, output folder,
+            backend, model or option combination (usage errors). Scene failures do not raise:
+            they are in the report.
+    """
+    plan = _plan(request)
+    pairs = plan.shard(*request.shard) if request.shard else list(plan.pairs)
+    if request.dry_run:
+        return RunResult(plan, pairs)
+    check_output_dir(request.output_dir)
+    if request.executor == "ray":
+        from cloudlulc_edge.ray_executor import map_with_ray
+
+        if progress is not None:
+            progress.start(len(pairs))
+        mapped = map_with_ray(pairs, request.backend, request.output_dir, request.options, request.ray,
+                              on_scene=progress.scene if progress is not None else None)  # fmt: skip
+        record = backend_record(request.backend, None, "ray", request.ray) | {"model": mapped.identity}
+        report, path = record_run(request.command, record, request.output_dir, request.options, request.shard,
+                                  plan.skipped, lambda: mapped.reports)  # fmt: skip
+        return RunResult(plan, pairs, report, path)
+    backend = open_backend(request.backend)
+    options = request.options.with_tile(backend.identity.tile or request.options.tile)  # graphs fix the tile
+    if progress is not None:
+        progress.start(len(pairs))
+    report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
+                             progress.scene if progress else None, progress.tiles if progress else None,
+                             plan.skipped, backend_record(request.backend, backend, "local"))  # fmt: skip
+    return RunResult(plan, pairs, report, path)
 
 
 def run_pairs(
@@ -286,8 +331,9 @@ def run_pairs(
     on_scene: Callable[[SceneReport], None] | None = None,
     on_tiles: Callable[[str, int, int], None] | None = None,
     inputs_skipped: Sequence[Skipped] = (),
+    backend_info: dict[str, Any] | None = None,
 ) -> tuple[RunReport, Path]:
-    """Maps ``pairs`` (already sharded) here and writes the run report under ``output_dir/reports``.
+    """Maps ``pairs`` (already sharded) with an open backend and writes the run report.
 
     Args:
         command: Name recorded in the report.
@@ -299,11 +345,13 @@ def run_pairs(
         on_scene: Called with each finished scene report.
         on_tiles: Progress callback ``(scene, tiles done, tiles total)``.
         inputs_skipped: Inputs the plan left out (recorded in the report).
+        backend_info: The report's ``backend`` field (default: `backend_record` of the backend alone).
 
     Returns:
         ``(report, report path)``.
     """
-    info = {"kind": type(backend).__name__, "executor": "local", "model": asdict(backend.identity)}
+    info = backend_info or {"kind": type(backend).__name__, "executor": "local", "model": asdict(backend.identity),
+                            "spec": None, "actors": None, "gpus_per_actor": None}  # fmt: skip
     return record_run(
         command, info, output_dir, options, shard, inputs_skipped,
         lambda: map_plan(pairs, backend, output_dir, options, on_scene=on_scene, on_tiles=on_tiles),
@@ -323,6 +371,9 @@ def record_run(
 
     Returns:
         ``(report, report path)``.
+
+    Raises:
+        CloudLULCError: Whatever ``execute`` raises before mapping (Ray not installed…).
     """
     report = RunReport(command, _now(), shard=list(shard) if shard else None, backend=backend_info,
                        options=asdict(options), inputs_skipped=[asdict(s) for s in inputs_skipped])  # fmt: skip

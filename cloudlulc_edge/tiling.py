@@ -1,4 +1,8 @@
-"""Tile geometry, Hann blend weights and the row-streaming blender (`sentinel.md` §13).
+"""Tile geometry, the tiler (strips → tile batches), Hann blend weights and the row-streaming blender.
+
+This module is the "Tiler" and "Blender" of the data flow (`sentinel.md` §13): `Tiler` reads a
+scene through any strip reader in tile-row chunks and yields `TileBatch` objects; the backend
+turns them into probabilities; `RowBlender` blends them back into finished map rows.
 
 Geometry: tiles of ``tile × tile`` pixels step by ``stride = tile − overlap``. The scene is
 virtually reflect-padded by ``overlap // 2`` on every side, so scene edges sit inside a tile
@@ -12,6 +16,11 @@ cosine ramps over the overlap (flat 1 inside) and accumulated as Σw·p and Σw;
 argmax(Σw·p / Σw). The rising ramp ``0.5 − 0.5·cos(π(i + ½)/overlap)`` and its mirror sum to
 exactly 1 across an overlap of ``overlap`` pixels, and every weight is > 0.
 
+Tiling: `Tiler` reads each tile row in chunks of ``batch_size`` tiles across (reflected at the
+scene edges), so its input memory depends on neither scene height nor width; all-nodata tiles are
+dropped and counted (`Tiler.skipped`). ``TileGrid.offset`` shifts the whole grid up and left,
+which `cloudlulc_edge.tile_dependence` uses to map one scene with two grids.
+
 Streaming: tiles arrive in row-major order. `RowBlender` keeps an accumulator of one tile's
 height; when the first tile of the next tile row arrives, every row above that tile's top is
 final (no later tile touches it) and is emitted. Memory is O(tile × width), not O(height).
@@ -20,18 +29,32 @@ final (no later tile touches it) and is emitted. Memory is O(tile × width), not
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FinishedRows", "RowBlender", "TileGrid", "blend_weights", "reflect_index"]
+if TYPE_CHECKING:
+    from cloudlulc_edge.io.grid import Strip
+
+__all__ = [
+    "FinishedRows",
+    "RowBlender",
+    "StripReader",
+    "TileBatch",
+    "TileGrid",
+    "Tiler",
+    "blend_weights",
+    "reflect_index",
+]
 
 
-def _origins(length: int, tile: int, overlap: int) -> list[int]:
-    pad = overlap // 2
-    start, end = -pad, length + pad
+def _origins(length: int, tile: int, overlap: int, offset: int = 0) -> list[int]:
+    pad = overlap // 2 + offset
+    start, end = -pad, length + overlap // 2
     if end - start <= tile:
         return [start]
     stride = tile - overlap
@@ -50,30 +73,40 @@ class TileGrid:
         width: Scene columns.
         tile: Tile side, pixels (the model's tile).
         overlap: Overlap between neighbouring tiles, pixels (even, < tile).
+        offset: Extra shift of the grid up and left, pixels (0 ≤ offset < tile − overlap): the same
+            scene tiled by another grid.
     """
 
     height: int
     width: int
     tile: int = 512
     overlap: int = 64
+    offset: int = 0
 
     def __post_init__(self) -> None:
         if self.tile <= 0 or not 0 <= self.overlap < self.tile or self.overlap % 2:
             raise ValueError(
                 f"need 0 <= overlap < tile and an even overlap, got tile={self.tile} overlap={self.overlap}"
             )
+        if not 0 <= self.offset < self.tile - self.overlap:
+            raise ValueError(f"grid offset must lie in [0, {self.tile - self.overlap}), got {self.offset}")
         if self.height <= 0 or self.width <= 0:
             raise ValueError(f"empty scene {self.height}x{self.width}")
 
     @property
+    def stride(self) -> int:
+        """Step between neighbouring tile origins, pixels."""
+        return self.tile - self.overlap
+
+    @property
     def row_origins(self) -> list[int]:
         """Top row of each tile row (may be negative: reflect padding)."""
-        return _origins(self.height, self.tile, self.overlap)
+        return _origins(self.height, self.tile, self.overlap, self.offset)
 
     @property
     def col_origins(self) -> list[int]:
         """Left column of each tile column (may be negative)."""
-        return _origins(self.width, self.tile, self.overlap)
+        return _origins(self.width, self.tile, self.overlap, self.offset)
 
     def __len__(self) -> int:
         return len(self.row_origins) * len(self.col_origins)
@@ -97,6 +130,131 @@ def blend_weights(tile: int, overlap: int) -> npt.NDArray[np.float32]:
         ramp[:overlap] = rise
         ramp[-overlap:] = rise[::-1]
     return np.outer(ramp, ramp).astype(np.float32)
+
+
+@dataclass
+class TileBatch:
+    """Normalised input tiles and where they go.
+
+    Attributes:
+        s2: (B, 12, t, t) float32 optical input.
+        s2_valid: (B, t, t) bool optical validity.
+        s1: (B, 2, t, t) float32 SAR input, or None for S2-only scenes.
+        s1_valid: (B, t, t) bool SAR coverage, or None.
+        tops: Tile origin rows, length B.
+        lefts: Tile origin columns, length B.
+    """
+
+    s2: npt.NDArray[np.float32]
+    s2_valid: npt.NDArray[np.bool_]
+    s1: npt.NDArray[np.float32] | None
+    s1_valid: npt.NDArray[np.bool_] | None
+    tops: list[int]
+    lefts: list[int]
+
+    def __len__(self) -> int:
+        return len(self.tops)
+
+    def model_inputs(self) -> dict[str, npt.NDArray[np.float32]]:
+        """The four inputs of the model's forward and of every exported graph (ONNX, TensorRT).
+
+        S2-only tiles get zero SAR with zero SAR validity, which the model maps to its missing-SAR
+        embeddings exactly as it does for ``s1=None``.
+
+        Returns:
+            ``{"s2": (B,12,t,t), "s1": (B,2,t,t), "s2_valid": (B,1,t,t), "s1_valid": (B,1,t,t)}`` float32.
+        """
+        b, _, h, w = self.s2.shape
+        s1 = self.s1 if self.s1 is not None else np.zeros((b, 2, h, w), np.float32)
+        s1_valid = self.s1_valid if self.s1_valid is not None else np.zeros((b, h, w), np.bool_)
+        return {
+            "s2": np.ascontiguousarray(self.s2, dtype=np.float32),
+            "s1": np.ascontiguousarray(s1, dtype=np.float32),
+            "s2_valid": self.s2_valid[:, None].astype(np.float32),
+            "s1_valid": s1_valid[:, None].astype(np.float32),
+        }
+
+
+class StripReader(Protocol):
+    """Anything that reads model-ready strips of a scene's grid (`cloudlulc_edge.io.scene.SceneReader`)."""
+
+    def read(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> Strip:
+        """The window ``[row0, row0 + nrows) × [col0, col0 + ncols)`` of the grid."""
+        ...
+
+
+class Tiler:
+    """Cuts a scene into tile batches in row-major order; all-nodata tiles are dropped and counted.
+
+    Iterate it once. Each tile row is read in chunks of ``batch_size`` tiles across (reflected at
+    the scene edges), so input memory depends on neither scene height nor width.
+
+    Args:
+        reader: The scene's strip reader.
+        grid: Its tile grid.
+        batch_size: Tiles per batch (the last batch may be smaller).
+
+    Attributes:
+        skipped: All-nodata tiles dropped so far (final once iteration ends).
+        read_seconds: Time spent reading strips so far.
+    """
+
+    def __init__(self, reader: StripReader, grid: TileGrid, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.reader = reader
+        self.grid = grid
+        self.batch_size = batch_size
+        self.skipped = 0
+        self.read_seconds = 0.0
+
+    def __iter__(self) -> Iterator[TileBatch]:
+        grid, t, batch_size = self.grid, self.grid.tile, self.batch_size
+        pending: list[tuple[int, int, npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.float32] | None,
+                            npt.NDArray[np.bool_] | None]] = []  # fmt: skip
+        col_origins = grid.col_origins
+        chunks = [col_origins[i : i + batch_size] for i in range(0, len(col_origins), batch_size)]
+        for top, chunk in ((top, chunk) for top in grid.row_origins for chunk in chunks):
+            start = time.perf_counter()
+            rows = reflect_index(np.arange(top, top + t), grid.height)
+            chunk_cols = reflect_index(np.arange(chunk[0], chunk[-1] + t), grid.width)
+            lo, hi = int(rows.min()), int(rows.max()) + 1
+            c_lo, c_hi = int(chunk_cols.min()), int(chunk_cols.max()) + 1
+            strip = self.reader.read(lo, hi - lo, c_lo, c_hi - c_lo)
+            r = rows - lo
+            in_rows = (np.arange(top, top + t) >= 0) & (np.arange(top, top + t) < grid.height)
+            self.read_seconds += time.perf_counter() - start
+            for left in chunk:
+                cols = reflect_index(np.arange(left, left + t), grid.width) - c_lo
+                in_cols = (np.arange(left, left + t) >= 0) & (np.arange(left, left + t) < grid.width)
+                s2_valid = strip.s2_valid[np.ix_(r, cols)]
+                if not s2_valid[np.ix_(in_rows, in_cols)].any():
+                    self.skipped += 1
+                    continue
+                # Gather the tile directly: slicing rows first would copy the whole (C, t, W) row band per tile.
+                s2 = strip.s2[np.ix_(np.arange(strip.s2.shape[0]), r, cols)]
+                s1 = strip.s1[np.ix_(np.arange(strip.s1.shape[0]), r, cols)] if strip.s1 is not None else None
+                s1_valid = strip.s1_valid[np.ix_(r, cols)] if strip.s1_valid is not None else None
+                pending.append((top, left, s2, s2_valid, s1, s1_valid))
+                if len(pending) == batch_size:
+                    yield _batch(pending)
+                    pending = []
+            del strip  # release this chunk's inputs before the next read
+        if pending:
+            yield _batch(pending)
+
+
+def _batch(items: list[tuple[int, int, npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.float32] | None,
+                             npt.NDArray[np.bool_] | None]]) -> TileBatch:  # fmt: skip
+    has_s1 = items[0][4] is not None
+    return TileBatch(
+        s2=np.stack([i[2] for i in items]),
+        s2_valid=np.stack([i[3] for i in items]),
+        s1=np.stack([i[4] for i in items if i[4] is not None]) if has_s1 else None,
+        s1_valid=np.stack([i[5] for i in items if i[5] is not None]) if has_s1 else None,
+        tops=[i[0] for i in items],
+        lefts=[i[1] for i in items],
+    )
 
 
 @dataclass

@@ -29,19 +29,28 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
+
+from cloudlulc_edge.contract import NUM_CLASSES
+from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.export.calibration import CalibrationSet
 from cloudlulc_edge.export.onnx_export import DEFAULT_OPSET, export_onnx, input_shapes
 from cloudlulc_edge.export.precision import CalibrationMethod, SensitiveRegions, convert_fp16, quantize_int8
-from torch import nn
-
-from cloudlulc_edge.backends.base import ModelIdentity
-from cloudlulc_edge.contract import NUM_CLASSES
-from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.files import atomic_write, sha256_file
+from cloudlulc_edge.models.loading import ModelIdentity
 from cloudlulc_edge.models.spectral import SpectralImpl
 from cloudlulc_edge.version import __version__, package_versions
 
-__all__ = ["MANIFEST_FILE", "TOLERANCES", "ExportOptions", "compare_logits", "export_model", "read_manifest"]
+__all__ = [
+    "MANIFEST_FILE",
+    "TOLERANCES",
+    "ExportOptions",
+    "ExportRequest",
+    "compare_logits",
+    "export_model",
+    "export_request",
+    "read_manifest",
+]
 
 log = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.json"
@@ -266,3 +275,55 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         if sha256_file(file) != art["sha256"]:
             raise ExportError("artifact does not match its manifest SHA-256 (altered or truncated)", file)
     return manifest
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What ``cloudlulc-edge export onnx`` asks for.
+
+    Attributes:
+        out_dir: Export directory (created).
+        variant: Registered variant (ignored with a checkpoint).
+        checkpoint: Checkpoint directory (default: the variant's packaged weights).
+        options: What to export (tile, batch, precisions, plugin flavour, spectral form, calibration method).
+        calibration_scenes: Folder of scenes to calibrate INT8 on (scanned and paired as ``map`` does).
+        calibration_tiles: Calibration tiles to sample.
+        allow_untrained: Export a variant that has no trained weights.
+    """
+
+    out_dir: Path
+    variant: str = "cloudlulc_edge"
+    checkpoint: Path | None = None
+    options: ExportOptions = field(default_factory=ExportOptions)
+    calibration_scenes: Path | None = None
+    calibration_tiles: int = 64
+    allow_untrained: bool = False
+
+
+def export_request(request: ExportRequest) -> tuple[dict[str, Any], ModelIdentity]:
+    """Loads the model, builds the calibration set from real scenes if any, and writes the export.
+
+    INT8 without calibration scenes is refused, never silently dropped.
+
+    Returns:
+        ``(manifest, identity of the exported model)``.
+
+    Raises:
+        ExportError: INT8 asked for without calibration scenes, or a failed export.
+        CloudLULCError: A bad checkpoint, an untrained variant without ``allow_untrained``, or a
+            calibration folder that is not a directory.
+    """
+    from cloudlulc_edge.export.calibration import build_calibration_set
+    from cloudlulc_edge.models.loading import load_model
+    from cloudlulc_edge.pairing import plan_directory
+
+    options = request.options
+    if "int8" in options.precisions and request.calibration_scenes is None:
+        raise ExportError("INT8 needs real scenes to calibrate on: pass --calibrate DIR, or leave int8 out of "
+                          "--precision", request.out_dir)  # fmt: skip
+    loaded = load_model(request.variant, request.checkpoint, options.tile, request.allow_untrained)
+    calibration = None
+    if request.calibration_scenes is not None:
+        pairs = plan_directory(request.calibration_scenes).pairs
+        calibration = build_calibration_set(pairs, options.tile, request.calibration_tiles)
+    return export_model(loaded.model, loaded.identity, request.out_dir, options, calibration), loaded.identity

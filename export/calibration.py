@@ -1,8 +1,8 @@
 """INT8 calibration sets built from real scenes through the inference readers.
 
-Calibration must see what inference sees, so tiles come from the same `SceneReader`, tiling
-(`pipeline.iter_tile_batches`) and normalisation as `pipeline.map_pair`, never from a separate
-loader. Tiles are stratified by a cloud proxy so that cloudy, partly cloudy and clear optics are
+Calibration must see what inference sees, so tiles come from the same `SceneReader`, tiler
+(`tiling.Tiler`) and normalisation as `pipeline.map_pair`, never from a separate loader. Tiles
+are stratified by a cloud proxy so that cloudy, partly cloudy and clear optics are
 all represented (quantisation ranges set on clear tiles alone clip cloud reflectance):
 
 * cloud proxy of a tile = share of its valid pixels with blue reflectance B02 ≥ 0.2 (the bright
@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from cloudlulc_edge.backends.base import TileBatch, graph_inputs
 from cloudlulc_edge.contract import S2_BANDS
 from cloudlulc_edge.errors import CloudLULCError, ExportError
 from cloudlulc_edge.files import atomic_write, sha256_file
+from cloudlulc_edge.io.gdal_env import gdal_env
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
-from cloudlulc_edge.pipeline import iter_tile_batches
-from cloudlulc_edge.tiling import TileGrid
+from cloudlulc_edge.tiling import TileGrid, Tiler
 
 __all__ = ["CLOUD_BINS", "CalibrationSet", "build_calibration_set", "cloud_proxy"]
 
@@ -173,23 +172,22 @@ def _sample_scene(
     """
     reservoirs: dict[str, list[_Tile]] = defaultdict(list)
     seen: dict[str, int] = defaultdict(int)
-    reader = SceneReader(pair.s2, pair.s1, resolution=resolution)
-    try:
-        grid = TileGrid(reader.grid.height, reader.grid.width, tile, overlap)
-        for batch in iter_tile_batches(reader, grid, 4, defaultdict(float)):
-            if not isinstance(batch, TileBatch):
-                continue
-            arrays = graph_inputs(batch)
-            for i in range(len(batch)):
-                name = _bin(cloud_proxy(batch.s2[i], batch.s2_valid[i]))
-                item = (pair.name, batch.tops[i], batch.lefts[i], {k: v[i].copy() for k, v in arrays.items()})
-                seen[name] += 1
-                if len(reservoirs[name]) < capacity:
-                    reservoirs[name].append(item)
-                elif (j := int(rng.integers(seen[name]))) < capacity:
-                    reservoirs[name][j] = item
-    finally:
-        reader.close()
+    with gdal_env():
+        reader = SceneReader(pair.s2, pair.s1, resolution=resolution)
+        try:
+            grid = TileGrid(reader.grid.height, reader.grid.width, tile, overlap)
+            for batch in Tiler(reader, grid, 4):
+                arrays = batch.model_inputs()
+                for i in range(len(batch)):
+                    name = _bin(cloud_proxy(batch.s2[i], batch.s2_valid[i]))
+                    item = (pair.name, batch.tops[i], batch.lefts[i], {k: v[i].copy() for k, v in arrays.items()})
+                    seen[name] += 1
+                    if len(reservoirs[name]) < capacity:
+                        reservoirs[name].append(item)
+                    elif (j := int(rng.integers(seen[name]))) < capacity:
+                        reservoirs[name][j] = item
+        finally:
+            reader.close()
     return reservoirs
 
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.export.engine_key import EngineKey, SystemIdentity, check_engine_key, probe_system, version_tuple
 from cloudlulc_edge.export.profiles import BatchProfile, derive_profiles, profile_shapes
-
-from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.files import atomic_write, sha256_file
 
 __all__ = [
@@ -327,3 +326,49 @@ def load_engine(engine_path: str | Path, onnx_sha256: str | None = None) -> tupl
     if engine is None:
         raise ExportError("TensorRT could not deserialize the engine", engine_path)
     return engine, key
+
+
+def build_engine_from_export(
+    export_dir: str | Path,
+    precision: str = "fp16",
+    flavour: str = "standard",
+    options: EngineBuildOptions = EngineBuildOptions(),
+    engines_dir: str | Path | None = None,
+) -> EngineArtifact:
+    """Builds (or reuses) the engine of one graph of an export directory for this machine.
+
+    The export's manifest is read and verified first (`bundle.read_manifest`); the graph is
+    ``model_<precision>.onnx`` (standard) or ``model_plugin_fp32.onnx`` (plugin, with its PTX).
+
+    Args:
+        export_dir: Directory written by ``export onnx``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        flavour: ``standard`` or ``plugin``.
+        options: Build options.
+        engines_dir: Engine store (default ``export_dir/engines``).
+
+    Raises:
+        ExportError: A bad export, no TensorRT, or a failed build.
+    """
+    from cloudlulc_edge.export.bundle import read_manifest
+
+    folder = Path(export_dir)
+    manifest = read_manifest(folder)
+    name = "model_plugin_fp32.onnx" if flavour == "plugin" else f"model_{precision}.onnx"
+    return build_engine(folder / name, engines_dir or folder / "engines", int(manifest["tile"]), precision, flavour,
+                        options, folder / "plugins")  # fmt: skip
+
+
+def check_engine_here(engine_path: str | Path) -> EngineKey:
+    """An engine's key, checked against this machine (TensorRT, CUDA, GPU, JetPack).
+
+    Raises:
+        ExportError: No key beside the engine.
+        EngineCompatibilityError: The engine was built for another system (the message says what differs).
+    """
+    from cloudlulc_edge.export.engine_key import check_engine_key, probe_system
+
+    path = Path(engine_path)
+    key = read_engine_key(path)
+    check_engine_key(key, probe_system(), None, path)
+    return key

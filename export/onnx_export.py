@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from cloudlulc_edge.kernels import use_kernels
 from torch import Tensor, nn
 from torch.export import Dim
 
 from cloudlulc_edge.contract import NUM_CLASSES, S1_CHANNELS, S2_CHANNELS
 from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.files import atomic_write
-from cloudlulc_edge.models.spectral import CircularConv2d, SpectralImpl
+from cloudlulc_edge.kernels import use_kernels
+from cloudlulc_edge.models.spectral import SpectralImpl, SpectralTerm
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -97,7 +97,7 @@ def _with_spectral(model: nn.Module, spectral: SpectralImpl | None) -> nn.Module
         raise ExportError(f"unknown spectral implementation {spectral!r}; use 'matmul' or 'fft'")
     model = copy.deepcopy(model)
     for module in model.modules():
-        if isinstance(module, CircularConv2d):
+        if isinstance(module, SpectralTerm):
             module.spectral_impl = spectral
     return model
 

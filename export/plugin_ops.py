@@ -9,7 +9,7 @@ inputs and outputs, so each combination of the op's optional tensors is its own 
 |---|---|---|---|---|
 | ``reliability_gate`` | ``reliability_gate[_masked][_sar][_pooled]`` | optical, logits[, valid][, sar] | y[, rho] | alpha |
 | ``norm_gate`` | ``norm_gate``, ``norm_gate_residual`` | x, guide, weight, bias[, residual] | y | eps |
-| ``channel_softmax_gate`` | ``channel_softmax_gate`` | x, logits | q, alpha | – |
+| ``channel_softmax_gate`` | ``channel_softmax_gate`` (logits (B, C, 1, 1)), ``channel_softmax_gate_pixel`` (logits (B, C, H, W)) | x, logits | q, alpha | – |
 
 Every node also carries ``aot = 1`` (use the plugin's ahead-of-time PTX implementation). The
 table is the single source for the ONNX schemas, the exporter's translation functions, the PTX
@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from cloudlulc_edge.kernels.ops.channel_softmax_gate import KERNELS as _CHANNEL_SOFTMAX_GATE
+from cloudlulc_edge.kernels.ops.norm_gate import KERNELS as _NORM_GATE
+from cloudlulc_edge.kernels.ops.reliability_gate import KERNELS as _RELIABILITY_GATE
 
 __all__ = [
     "PLUGIN_NAMESPACE",
@@ -48,7 +52,8 @@ class PluginOp:
         inputs: Input tensor names, in kernel pointer order.
         outputs: Output tensor names, in kernel pointer order (after the inputs).
         float_attrs: Float attributes (specialised into the PTX as constants).
-        kernel: ``module.function`` of the forward kernel under ``cloudlulc_edge.kernels.jit``.
+        kernel: ``module.function`` of the forward kernel under ``cloudlulc_edge.kernels.jit``, from the
+            op's ``KERNELS`` table (`cloudlulc_edge.kernels.specs`).
         flags: The kernel's constexpr feature flags for this variant.
         absent: Kernel pointer parameters this variant does not have (passed as ``None``).
     """
@@ -81,7 +86,7 @@ def _reliability_ops() -> list[PluginOp]:
                         inputs=("optical", "logits") + ("valid",) * masked + ("sar",) * sar,
                         outputs=("y",) + ("rho",) * pooled,
                         float_attrs=("alpha",),
-                        kernel="reliability.reliability_gate_fwd_kernel",
+                        kernel=f"{_RELIABILITY_GATE.op}.{_RELIABILITY_GATE.forward}",
                         flags=(("HAS_VALID", masked), ("HAS_SAR", sar), ("POOLED", pooled)),
                         absent=absent,
                     )
@@ -99,7 +104,7 @@ PLUGIN_OPS: dict[str, PluginOp] = {
             ("x", "guide", "weight", "bias"),
             ("y",),
             ("eps",),
-            "shoi_step.norm_gate_fwd_kernel",
+            f"{_NORM_GATE.op}.{_NORM_GATE.forward}",
             (("HAS_RES", False),),
             ("res_ptr",),
         ),
@@ -108,12 +113,16 @@ PLUGIN_OPS: dict[str, PluginOp] = {
             ("x", "guide", "weight", "bias", "residual"),
             ("y",),
             ("eps",),
-            "shoi_step.norm_gate_fwd_kernel",
+            f"{_NORM_GATE.op}.{_NORM_GATE.forward}",
             (("HAS_RES", True),),
         ),
-        PluginOp("channel_softmax_gate", ("x", "logits"), ("q", "alpha"), (), "choi_gate.channel_gate_fwd_kernel", ()),
+        *(
+            PluginOp(name, ("x", "logits"), ("q", "alpha"), (),
+                     f"{_CHANNEL_SOFTMAX_GATE.op}.{_CHANNEL_SOFTMAX_GATE.forward}", (("PER_PIXEL", per_pixel),))
+            for name, per_pixel in (("channel_softmax_gate", False), ("channel_softmax_gate_pixel", True))
+        ),
     )
-}
+}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,7 +190,14 @@ def _translate_norm_gate(x: Any, guide: Any, weight: Any, bias: Any, residual: A
 
 
 def _translate_channel_softmax_gate(x: Any, logits: Any) -> Any:
-    return _node("channel_softmax_gate", x, logits)
+    # The logits' static spatial size tells the two plugins apart: (…, 1, 1) global, (…, H, W) per pixel.
+    dims = [getattr(d, "value", d) for d in (getattr(logits, "shape", None) or ())]
+    if len(dims) != 4 or not all(isinstance(d, int) for d in dims[2:]):
+        raise ValueError(
+            f"channel_softmax_gate needs logits with a static spatial size in the plugin flavour, got {dims}"
+        )
+    per_pixel = tuple(dims[2:]) != (1, 1)
+    return _node("channel_softmax_gate_pixel" if per_pixel else "channel_softmax_gate", x, logits)
 
 
 def translation_table() -> dict[Any, Callable[..., Any]]:

@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudlulc_edge.export.plugin_ops import PLUGIN_NAMESPACE, PLUGIN_OPS
-
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export.plugin_ops import PLUGIN_NAMESPACE, PLUGIN_OPS
 from cloudlulc_edge.files import atomic_write, sha256_file
 
 __all__ = [
@@ -151,6 +150,7 @@ def compile_plugin(build: PluginBuild, arch: Any) -> tuple[PluginKernel, str]:
             provide to AOT plugins.
     """
     import triton.language as tl
+
     from cloudlulc_edge.kernels.aot import compile_for_target
     from cloudlulc_edge.kernels.jit._common import tile_settings
 

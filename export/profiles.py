@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cloudlulc_edge.export.onnx_export import input_shapes
-
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export.onnx_export import input_shapes
 
 __all__ = ["DEPLOYMENT_MODES", "BatchProfile", "derive_profiles", "profile_shapes"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from cloudlulc_edge.kernels import use_kernels
 from torch import Tensor, nn
 from torch.export import Dim, ExportedProgram
 
 from cloudlulc_edge.contract import S1_CHANNELS, S2_CHANNELS
+from cloudlulc_edge.kernels import use_kernels
 
 __all__ = ["ExportInputs", "example_inputs", "export_program"]
 

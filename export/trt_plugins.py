@@ -17,11 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.export.engine_key import version_tuple
 from cloudlulc_edge.export.plugin_ops import PLUGIN_NAMESPACE, PLUGIN_OPS, PluginOp
 from cloudlulc_edge.export.plugin_ptx import PluginBuild, PluginKernel, load_plugin_index
-
-from cloudlulc_edge.errors import ExportError
 
 __all__ = ["MIN_AOT_PLUGIN_VERSION", "aot_plugins_supported", "capability_arch", "register_plugins"]
 

@@ -9,15 +9,19 @@ its kernel per call through `dispatch.resolve`: Triton for CUDA tensors when Tri
 (forced with ``triton``, which also runs on CPU under ``TRITON_INTERPRET=1``), the reference
 otherwise.
 
-Files: `reference` (the specification), `reliability`/`shoi_step`/`choi_gate` (the ops: schema, fake,
-autograd, registration), `jit/` (the Triton kernels and launchers), `dispatch`, `aot` (compile the
-kernels for GPU targets without a GPU). Importing this package never imports Triton.
+Files: `reference` (the specification); one module per op named after it under `ops/` —
+`reliability_gate`, `norm_gate`, `channel_softmax_gate` (schema, fake, autograd, registration, and
+the op's ``KERNELS`` table) — with its Triton kernels and launchers in the module of the same name
+under `jit/` (kernels ``<op>_fwd_kernel`` / ``<op>_bwd_kernel``); `specs` (the table types),
+`dispatch`, `aot` (compile the kernels for GPU targets without a GPU). Importing this package never
+imports Triton.
 """
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from cloudlulc_edge.kernels import reference
-from cloudlulc_edge.kernels.choi_gate import channel_softmax_gate_op
 from cloudlulc_edge.kernels.dispatch import (
     KERNELS_ENV,
     available_implementations,
@@ -27,9 +31,9 @@ from cloudlulc_edge.kernels.dispatch import (
     set_kernels,
     use_kernels,
 )
-from cloudlulc_edge.kernels.reliability import reliability_gate_op
-from cloudlulc_edge.kernels.shoi_step import norm_gate_op
-from torch import Tensor
+from cloudlulc_edge.kernels.ops.channel_softmax_gate import channel_softmax_gate_op
+from cloudlulc_edge.kernels.ops.norm_gate import norm_gate_op
+from cloudlulc_edge.kernels.ops.reliability_gate import reliability_gate_op
 
 __all__ = [
     "KERNELS_ENV",
@@ -86,7 +90,11 @@ def norm_gate(
 
 
 def channel_softmax_gate(x: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
-    """CHOI order gate ``(x ⊙ softmax_c(v), softmax_c(v))``; see `reference.channel_softmax_gate`."""
+    """CHOI order gate ``(x ⊙ softmax_c(v), softmax_c(v))``; see `reference.channel_softmax_gate`.
+
+    ``logits`` are (B, C, 1, 1) (CHOI's global descriptor: one attention vector per image) or
+    (B, C, H, W) (the local descriptor of the tile-independent profile: one per pixel).
+    """
     if _inline_reference():
         return reference.channel_softmax_gate(x, logits)
     q, alpha = channel_softmax_gate_op(x, logits)

@@ -17,8 +17,15 @@ import re
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from cloudlulc_edge.kernels.ops.channel_softmax_gate import KERNELS as _CHANNEL_SOFTMAX_GATE
+from cloudlulc_edge.kernels.ops.norm_gate import KERNELS as _NORM_GATE
+from cloudlulc_edge.kernels.ops.reliability_gate import KERNELS as _RELIABILITY_GATE
+from cloudlulc_edge.kernels.specs import JIT_PACKAGE, KernelSpec
+
+_OPS = (_RELIABILITY_GATE, _NORM_GATE, _CHANNEL_SOFTMAX_GATE)
 
 __all__ = [
     "KERNEL_SPECS",
@@ -55,79 +62,8 @@ TARGETS = (
 )
 
 
-@dataclass(frozen=True)
-class KernelSpec:
-    """One representative build of a kernel.
-
-    Attributes:
-        module: Module under ``cloudlulc_edge.kernels.jit``.
-        kernel: ``@triton.jit`` function name.
-        channels: C of the build (sets ``BLOCK_C`` and, with `pixels`, ``BLOCK_P``).
-        scalars: Triton types of the non-pointer runtime arguments.
-        flags: Constexpr feature flags.
-        fp32_pointers: Pointer arguments that are fp32 whatever the input dtype (partial sums).
-        backward: A backward kernel (half the tile budget, as its launcher plans).
-        pixels: H·W of the build (the model's 128×128 fusion grid for 512² tiles).
-    """
-
-    module: str
-    kernel: str
-    channels: int
-    scalars: dict[str, str]
-    flags: dict[str, bool] = field(default_factory=dict)
-    fp32_pointers: tuple[str, ...] = ()
-    backward: bool = False
-    pixels: int = 128 * 128
-
-
-_GATE_SCALARS = {"alpha": "fp32", "C": "i32", "HW": "i32"}
-_NORM_SCALARS = {"C": "i32", "HW": "i32", "eps": "fp32"}
-
-#: The builds the compile tier checks; channel counts are the paper-scale model's (ORM and SHOI at
-#: D = 64, CHOI at 2D = 128) and the edge profile's generalised SHOI (c_h = 16).
-KERNEL_SPECS = (
-    KernelSpec(
-        "reliability",
-        "reliability_gate_fwd_kernel",
-        64,
-        _GATE_SCALARS,
-        {"HAS_VALID": True, "HAS_SAR": False, "POOLED": True},
-    ),
-    KernelSpec(
-        "reliability",
-        "reliability_gate_fwd_kernel",
-        64,
-        _GATE_SCALARS,
-        {"HAS_VALID": True, "HAS_SAR": True, "POOLED": False},
-    ),
-    KernelSpec(
-        "reliability",
-        "reliability_gate_bwd_kernel",
-        64,
-        _GATE_SCALARS,
-        {"HAS_VALID": True, "HAS_SAR": True, "HAS_DRHO": True, "VALID_GRAD": True},
-        backward=True,
-    ),
-    KernelSpec("shoi_step", "norm_gate_fwd_kernel", 64, _NORM_SCALARS, {"HAS_RES": True}),
-    KernelSpec("shoi_step", "norm_gate_fwd_kernel", 16, _NORM_SCALARS, {"HAS_RES": False}),
-    KernelSpec(
-        "shoi_step",
-        "norm_gate_bwd_kernel",
-        64,
-        _NORM_SCALARS,
-        fp32_pointers=("dw_part_ptr", "db_part_ptr"),
-        backward=True,
-    ),
-    KernelSpec("choi_gate", "channel_gate_fwd_kernel", 128, {"C": "i32", "HW": "i32"}),
-    KernelSpec(
-        "choi_gate",
-        "channel_gate_bwd_kernel",
-        128,
-        {"C": "i32", "HW": "i32"},
-        fp32_pointers=("dalpha_part_ptr",),
-        backward=True,
-    ),
-)
+#: The builds the compile tier checks: every op's ``KERNELS`` table (`specs`).
+KERNEL_SPECS: tuple[KernelSpec, ...] = tuple(spec for op in _OPS for spec in op.builds)
 
 
 @dataclass(frozen=True)
@@ -251,9 +187,10 @@ def compile_kernel(spec: KernelSpec, dtype: str, arch: GpuArch) -> CompiledKerne
         triton.compiler.errors.CompilationError: The kernel does not compile for the target.
     """
     import triton.language as tl
+
     from cloudlulc_edge.kernels.jit._common import tile_settings
 
-    fn = getattr(importlib.import_module(f"cloudlulc_edge.kernels.jit.{spec.module}"), spec.kernel)
+    fn = getattr(importlib.import_module(f"{JIT_PACKAGE}.{spec.module}"), spec.kernel)
     tile = tile_settings(spec.channels, spec.pixels, spec.kernel, spec.backward)
     signature: dict[str, str] = {}
     for name, param in zip(fn.arg_names, fn.params, strict=True):

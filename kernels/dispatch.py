@@ -110,7 +110,7 @@ def register_triton(op: str, module: str, attr: str) -> None:
 
     Args:
         op: Op name, e.g. ``"norm_gate"``.
-        module: Module holding the launcher, e.g. ``"cloudlulc_edge.kernels.jit.shoi_step"``.
+        module: Module holding the launcher, e.g. ``"cloudlulc_edge.kernels.jit.norm_gate"``.
         attr: Launcher name in ``module``.
     """
     if not triton_importable():

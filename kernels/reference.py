@@ -159,15 +159,16 @@ def norm_gate(
 
 
 def channel_softmax_gate(x: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
-    """CHOI order gate: ``α = softmax_c(v)``, ``Q = x ⊙ α`` (α broadcast over H, W).
+    """CHOI order gate: ``α = softmax_c(v)``, ``Q = x ⊙ α`` (α broadcast over H, W when global).
 
     Args:
         x: (B, C, H, W) features (C = 2·D inside CHOI).
-        logits: (B, C, 1, 1) attention logits ``M_k(·)``.
+        logits: (B, C, 1, 1) attention logits ``M_k(·)`` (global descriptor), or (B, C, H, W)
+            per-pixel logits (local descriptor).
 
     Returns:
-        ``(q, alpha)``: (B, C, H, W) gated features in ``x.dtype`` and (B, C, 1, 1) channel weights
-        in ``x.dtype`` that sum to 1 over C (the next order re-maps ``alpha``).
+        ``(q, alpha)``: (B, C, H, W) gated features in ``x.dtype`` and channel weights of the shape
+        of ``logits`` in ``x.dtype`` that sum to 1 over C (the next order re-maps ``alpha``).
     """
     alpha = torch.softmax(acc(logits), dim=1)
     q = acc(x) * alpha
@@ -264,19 +265,22 @@ def channel_softmax_gate_backward(
 ) -> tuple[Tensor, Tensor]:
     """Gradients of `channel_softmax_gate`.
 
-    ``∂x = dQ ⊙ α``; ``∂α = Σ_hw dQ·x (+ grad_alpha)``; ``∂v = α ⊙ (∂α − Σ_c α·∂α)``.
+    ``∂x = dQ ⊙ α``; ``∂α = Σ_hw dQ·x (+ grad_alpha)`` for a global α (per pixel: ``dQ·x``, no sum);
+    ``∂v = α ⊙ (∂α − Σ_c α·∂α)``.
 
     Args:
         grad_q: (B, C, H, W) gradient of q.
-        grad_alpha: Optional (B, C, 1, 1) gradient of α.
+        grad_alpha: Optional gradient of α (the logits' shape).
         x: (B, C, H, W) forward input.
-        logits: (B, C, 1, 1) forward input.
+        logits: (B, C, 1, 1) or (B, C, H, W) forward input.
 
     Returns:
         ``(d_x, d_logits)`` in the dtypes of ``x`` and ``logits``.
     """
     dq = acc(grad_q)
-    d_alpha = (dq * acc(x)).sum(dim=(2, 3), keepdim=True)
+    d_alpha = dq * acc(x)
+    if logits.shape[-2:] == (1, 1):
+        d_alpha = d_alpha.sum(dim=(2, 3), keepdim=True)
     d_x = dq * torch.softmax(acc(logits), dim=1)
     return d_x.to(x.dtype), channel_softmax_logits_grad(logits, d_alpha, grad_alpha)
 
@@ -287,12 +291,12 @@ def channel_softmax_logits_grad(logits: Tensor, d_alpha: Tensor, grad_alpha: Ten
     Shared by the reference and the Triton launcher (which reduces ``Σ_hw dQ·x`` in its kernel).
 
     Args:
-        logits: (B, C, 1, 1) attention logits v.
-        d_alpha: (B, C, 1, 1) ``Σ_hw dQ·x`` in the accumulation dtype.
-        grad_alpha: Optional (B, C, 1, 1) gradient of the α output, added to ``d_alpha``.
+        logits: (B, C, 1, 1) attention logits v (or per pixel, (B, C, H, W)).
+        d_alpha: ``Σ_hw dQ·x`` (per pixel: ``dQ·x``) of the logits' shape, in the accumulation dtype.
+        grad_alpha: Optional gradient of the α output (the logits' shape), added to ``d_alpha``.
 
     Returns:
-        (B, C, 1, 1) ``∂v`` in ``logits.dtype``.
+        ``∂v`` of the logits' shape in ``logits.dtype``.
     """
     alpha = torch.softmax(acc(logits), dim=1)
     if grad_alpha is not None:

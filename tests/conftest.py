@@ -1,11 +1,24 @@
-"""Shared fixtures: deterministic seeds and the reference kernel path for every test."""
+"""Shared fixtures: deterministic seeds, the reference kernel path, and the real-data tier.
+
+Two tiers of input data:
+
+* the synthetic products committed under ``tests/data/`` (generators beside them), which every
+  clone has: they exercise every reader in the default suite;
+* the real products of ``../shared/data`` (or ``$CLOUDLULC_SHARED_DATA``), never copied into the
+  repository. Tests that need them carry the ``realdata`` marker (added here from the fixtures and
+  calls they use) and skip when the folder is absent — and the run's summary then says so in a
+  banner, so a clone without the data never passes quietly.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
 from cloudlulc_edge.kernels import set_kernels
 
 
@@ -18,15 +31,44 @@ def _seed_and_reset_kernels():
 
 
 #: Real Sentinel sample data shared by the workplace (never copied into the repository).
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("CLOUDLULC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+#: Skip reason of every real-data test, counted by the summary banner.
+REALDATA_SKIP = "real sample data not available at"
+#: Fixtures that read ../shared/data.
+_REALDATA_FIXTURES = {"s2_safe", "bigearthnet_v1"}
 
 
 def shared_data(*parts: str) -> Path:
     """Path under the shared real-data folder; skips the test with a reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real sample data not available at {path} (see the README's test data section)")
+        pytest.skip(f"{REALDATA_SKIP} {path} (docs/testing.md: the real-data tier)")
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests that read ../shared/data ``realdata`` (by fixture, or by what their body calls)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        function = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            source = ""
+        if fixtures & _REALDATA_FIXTURES or "shared_data(" in source or "SHARED_DATA" in source:
+            item.add_marker(pytest.mark.realdata)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A banner when the real-data tier did not run, with the count of what ran instead."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if REALDATA_SKIP in str(r.longrepr)]
+    ran = len(terminalreporter.stats.get("passed", [])) + len(terminalreporter.stats.get("failed", []))
+    if skipped:
+        terminalreporter.write_sep("!", f"REAL-DATA TIER SKIPPED: {len(skipped)} test(s) need {SHARED_DATA}", red=True)
+        terminalreporter.write_line(f"{ran} test(s) ran on the synthetic products of tests/data only; put the shared "
+                                    "data there or set CLOUDLULC_SHARED_DATA to run the real-data tier.")  # fmt: skip
+    elif SHARED_DATA.is_dir():
+        terminalreporter.write_line(f"real-data tier ran against {SHARED_DATA}")
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cloudlulc_edge.bench.fault_matrix import CASES, run_case
 
 from cloudlulc_edge.backends.torch_backend import TorchBackend
-from cloudlulc_edge.runner import load_model
+from cloudlulc_edge.bench.fault_matrix import CASES, run_case
+from cloudlulc_edge.models.loading import load_model
 from tests.conftest import shared_data
 
 pytestmark = [
@@ -17,7 +17,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def backend() -> TorchBackend:
-    return TorchBackend(*load_model("test_tiny", None, 128))
+    loaded = load_model("test_tiny", None, 128, allow_untrained=True)
+    return TorchBackend(loaded.model, loaded.identity)
 
 
 def test_the_matrix_covers_the_issue():

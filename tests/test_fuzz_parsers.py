@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from cloudlulc_edge.errors import ModelCardError, PairingError, ProductError
 from cloudlulc_edge.io.archive import SafeArchive
-from cloudlulc_edge.io.s1_safe import read_calibration, read_noise, read_s1_metadata
+from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise
+from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 from cloudlulc_edge.io.s2_safe import read_s2_metadata
 from cloudlulc_edge.models.card import ModelCard
 from cloudlulc_edge.pairing import read_plan

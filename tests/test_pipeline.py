@@ -11,10 +11,11 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from cloudlulc_edge.backends import ModelIdentity, TorchBackend
+from cloudlulc_edge.backends import TorchBackend
 from cloudlulc_edge.contract import CLASS_SCHEMES
 from cloudlulc_edge.io.products import scan
 from cloudlulc_edge.models import create_model
+from cloudlulc_edge.models.loading import ModelIdentity
 from cloudlulc_edge.pairing import pair_products
 from cloudlulc_edge.pipeline import MapOptions, map_plan
 

@@ -38,12 +38,13 @@ def test_cloud_proxy_finds_opaque_real_clouds_and_leaves_snow_alone(s2_safe):
 
 def test_quicklook_of_a_mapped_pair(bigearthnet_v1, tmp_path):
     from cloudlulc_edge.backends.torch_backend import TorchBackend
-    from cloudlulc_edge.runner import load_model
+    from cloudlulc_edge.models.loading import load_model
 
     plan = pair_products(scan(bigearthnet_v1).products)
     pair = plan.pairs[0]
     options = MapOptions(tile=128, overlap=8, s2_offset=0.0, s2_quantification=10000.0)
-    (report,) = map_plan([pair], TorchBackend(*load_model("test_tiny", None, 128)), tmp_path / "maps", options)
+    loaded = load_model("test_tiny", None, 128, allow_untrained=True)
+    (report,) = map_plan([pair], TorchBackend(loaded.model, loaded.identity), tmp_path / "maps", options)
     preview = read_preview(pair, options, max_side=50)
     assert preview.step == 3 and preview.s2.shape == (12, 40, 40) and preview.s1 is not None
     png = render_quicklook(pair, tmp_path / "maps" / f"{pair.name}_lulc.tif", tmp_path / "q" / "a.png", options)

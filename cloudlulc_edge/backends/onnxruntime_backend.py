@@ -1,6 +1,6 @@
 """ONNX Runtime backend: an exported ``standard`` graph (FP32, FP16 or INT8) on CPU or CUDA.
 
-The session takes the four graph inputs (`base.graph_inputs`) and returns logits; probabilities
+The session takes the four graph inputs (`TileBatch.model_inputs`) and returns logits; probabilities
 are a float32 softmax on the host. The tile size comes from the graph, so a batch of another tile
 size is refused with a message instead of failing inside the runtime.
 """
@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cloudlulc_edge.backends.base import ModelIdentity, TileBatch, graph_inputs, softmax
+from cloudlulc_edge.backends.base import softmax
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.models.loading import ModelIdentity
+from cloudlulc_edge.tiling import TileBatch
 
 __all__ = ["OnnxRuntimeBackend", "execution_providers"]
 
@@ -86,4 +88,4 @@ class OnnxRuntimeBackend:
         """
         if batch.s2.shape[-1] != self.tile or batch.s2.shape[-2] != self.tile:
             raise ValueError(f"{self.path.name} was exported for {self.tile}² tiles, got {batch.s2.shape[-2:]}")
-        return softmax(self.logits(graph_inputs(batch)))
+        return softmax(self.logits(batch.model_inputs()))

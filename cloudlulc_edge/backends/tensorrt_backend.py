@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cloudlulc_edge.backends.base import ModelIdentity, TileBatch, graph_inputs, softmax
+from cloudlulc_edge.backends.base import softmax
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.models.loading import ModelIdentity
+from cloudlulc_edge.tiling import TileBatch
 
 __all__ = ["TensorRTBackend"]
 
@@ -74,5 +76,5 @@ class TensorRTBackend:
 
     def predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
         """Returns (B, K, t, t) float32 softmax probabilities."""
-        logits = self.logits(graph_inputs(batch))
+        logits = self.logits(batch.model_inputs())
         return softmax(logits.cpu().numpy())

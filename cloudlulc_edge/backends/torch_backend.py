@@ -7,8 +7,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from cloudlulc_edge.backends.base import ModelIdentity, TileBatch
 from cloudlulc_edge.contract import NUM_CLASSES
+from cloudlulc_edge.models.loading import ModelIdentity
+from cloudlulc_edge.tiling import TileBatch
 
 __all__ = ["TorchBackend"]
 

@@ -9,10 +9,14 @@ input contract, each paired with its teacher label from ``dw-labels``:
 
 Labels are ``lulc6_label`` of ``<patch>_dw_probs.npz``: Dynamic World predictions on the clear S2
 patch mapped to the six classes (255 = ignore, e.g. snow). They are **teacher predictions, not
-ground truth**, and everything trained or measured on them says so.
+ground truth**, and everything trained or measured on them says so. The teacher's nine class
+probabilities (``probs``) are summed into the six classes as soft targets (`SOFT_CLASS_MAP`;
+snow_and_ice, an ignored class, is dropped and the rest renormalised). ``label_rule = "water"``
+corrects the teacher's dark-water error (`cloudlulc_edge.data.label_rules`).
 
 Splits follow BigEarthNet's own (``validation`` → ``val``); the six v1 GeoTIFF examples have none
-and go to ``train``. S2 bands of 20 m and 60 m are upsampled to the 10 m grid with the same
+and go to ``train``. ``split="all"`` takes every patch (cross-validation picks its folds from
+them by `names`). S2 bands of 20 m and 60 m are upsampled to the 10 m grid with the same
 rasterio bilinear warp the scene reader uses, so training sees what ``map`` feeds the model.
 BigEarthNet S2 is processing baseline 02.xx: reflectance = DN / 10000, no offset.
 """
@@ -20,7 +24,8 @@ BigEarthNet S2 is processing baseline 02.xx: reflectance = DN / 10000, no offset
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,13 +48,18 @@ from cloudlulc_edge.contract import (
     normalise_s2_reflectance,
 )
 from cloudlulc_edge.data.cloudlulc_set import DatasetError, Sample
+from cloudlulc_edge.data.label_rules import LABEL_RULES, water_rule
 
-__all__ = ["BigEarthNetDW", "PatchFiles", "upsample_band"]
+__all__ = ["SOFT_CLASS_MAP", "BigEarthNetDW", "PatchFiles", "patch_group", "upsample_band"]
 
 PATCH = 120
 _PIXEL_M = 10.0
 _CRS = CRS.from_epsg(32633)  # any metric CRS: the warp only needs consistent pixel geometry
-Split = Literal["train", "val", "test"]
+Split = Literal["train", "val", "test", "all"]
+#: Dynamic World class (probs channel) → six-class index; snow_and_ice (8) has none (ignored).
+SOFT_CLASS_MAP = {0: 0, 1: 1, 2: 2, 3: 2, 4: 5, 5: 2, 6: 4, 7: 3}
+_TILE = re.compile(r"_T?(\d{2}[A-Z]{3})_\d+_\d+$")
+_DATATAKE = re.compile(r"^(S2[AB]_MSIL2A_\d{8}T\d+)")
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class PatchFiles:
         s2: S2 folder (v1) or ``.npz`` file.
         s1: S1 folder (v1) or ``.npz`` file.
         label: The teacher's ``_dw_probs.npz``.
+        s1_name: The S1 patch name (it names the MGRS tile for the v1 examples).
     """
 
     name: str
@@ -71,6 +82,23 @@ class PatchFiles:
     s2: Path
     s1: Path
     label: Path
+    s1_name: str = ""
+
+
+def patch_group(patch: PatchFiles) -> str:
+    """The spatial group of a patch for cross-validation: its MGRS tile where the names tell it.
+
+    The v2 ids carry the tile (``…_T33UUP_26_57``), the v1 example S1 names too
+    (``…_33UUP_87_48``). The v1-npz patches carry neither, so they are grouped by their S2 datatake
+    (``S2A_MSIL2A_<sensing time>``), which never splits a tile of that acquisition; the tile of a
+    datatake that also has v1/v2 patches is unknown, so it stays its own group.
+    """
+    for name in (patch.name, patch.s1_name):
+        match = _TILE.search(name)
+        if match:
+            return match.group(1)
+    match = _DATATAKE.match(patch.name)
+    return f"datatake {match.group(1)}" if match else patch.name
 
 
 def upsample_band(band: npt.NDArray[np.float32], size: int = PATCH) -> npt.NDArray[np.float32]:
@@ -104,20 +132,40 @@ class BigEarthNetDW:
     Args:
         data_root: Folder holding ``bigearthnet-v1``, ``bigearthnet-v1-npz``, ``bigearthnet-v2``
             (any subset) and ``dw-labels``.
-        split: ``train``, ``val`` or ``test``.
+        split: ``train``, ``val``, ``test`` or ``all``.
         labels_dir: Teacher-label folder (default ``data_root/dw-labels``).
+        label_rule: ``raw`` (the teacher's labels) or ``water`` (`label_rules.water_rule` applied).
+        names: Keep only these patches (in this order); None keeps the split's patches.
 
     Raises:
-        DatasetError: No teacher-label manifest, or a listed patch whose files are missing.
+        DatasetError: No teacher-label manifest, a listed patch whose files are missing, an unknown
+            label rule, or a requested name that is not a patch of the split.
     """
 
-    def __init__(self, data_root: str | Path, split: Split, labels_dir: str | Path | None = None) -> None:
-        if split not in ("train", "val", "test"):
-            raise DatasetError(f"split must be train, val or test, got {split!r}")
+    def __init__(
+        self,
+        data_root: str | Path,
+        split: Split,
+        labels_dir: str | Path | None = None,
+        label_rule: str = "raw",
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if split not in ("train", "val", "test", "all"):
+            raise DatasetError(f"split must be train, val, test or all, got {split!r}")
+        if label_rule not in LABEL_RULES:
+            raise DatasetError(f"label_rule must be one of {', '.join(LABEL_RULES)}, got {label_rule!r}")
         self.root = Path(data_root)
         self.split = split
+        self.label_rule = label_rule
         self.labels_dir = Path(labels_dir) if labels_dir is not None else self.root / "dw-labels"
-        self.patches = [p for p in self._index() if p.split == split]
+        patches = [p for p in self._index() if split == "all" or p.split == split]
+        if names is not None:
+            by_name = {p.name: p for p in patches}
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise DatasetError(f"patch(es) {missing[:3]} are not in the {split} split", self.labels_dir)
+            patches = [by_name[n] for n in names]
+        self.patches = patches
 
     def _index(self) -> list[PatchFiles]:
         manifest = self.labels_dir / "manifest.csv"
@@ -145,7 +193,7 @@ class BigEarthNetDW:
                 for path in (s2, s1, label):
                     if not path.exists():
                         raise DatasetError(f"patch {name} listed in the teacher manifest has no file", path)
-                patches.append(PatchFiles(name, dataset, split, s2, s1, label))
+                patches.append(PatchFiles(name, dataset, split, s2, s1, label, s1_name))
         return patches
 
     def __len__(self) -> int:
@@ -160,8 +208,11 @@ class BigEarthNetDW:
         s2, s2_valid = normalise_s2_reflectance(dn / 10000.0, np.all(dn > 0, axis=0))
         db = self._s1_bands(files)
         s1, s1_valid = normalise_s1_db(db, np.all(np.isfinite(db), axis=0))
-        label = self._label(files)
-        return Sample(files.name, s2, s2.copy(), s1, s2_valid, s1_valid, label, cloud_fraction=0.0)
+        label, teacher = self._label(files)
+        soft: npt.NDArray[np.float32] | None = teacher
+        if self.label_rule == "water":
+            label, soft, _ = water_rule(label, teacher, dn / 10000.0, db, s2_valid & s1_valid)
+        return Sample(files.name, s2, s2.copy(), s1, s2_valid, s1_valid, label, cloud_fraction=0.0, soft=soft)
 
     def _s2_bands(self, files: PatchFiles) -> list[npt.NDArray[np.float32]]:
         if files.dataset == "BigEarthNet-v1":
@@ -184,14 +235,27 @@ class BigEarthNetDW:
             raise DatasetError(f"S1 bands must be {PATCH}×{PATCH}, got {[b.shape for b in bands]}", files.s1)
         return np.stack(bands)
 
-    def _label(self, files: PatchFiles) -> npt.NDArray[np.int64]:
-        label = _load_npz(files.label).get("lulc6_label")
+    def _label(self, files: PatchFiles) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        arrays = _load_npz(files.label)
+        label, probs = arrays.get("lulc6_label"), arrays.get("probs")
         if label is None or label.shape != (PATCH, PATCH):
             raise DatasetError(f"expected a {PATCH}×{PATCH} lulc6_label array", files.label)
         bad = np.setdiff1d(np.unique(label), [*range(NUM_CLASSES), IGNORE_INDEX])
         if bad.size:
             raise DatasetError(f"unexpected label id(s) {bad.tolist()}", files.label)
-        return label.astype(np.int64)
+        if probs is None or probs.shape != (9, PATCH, PATCH) or not np.isfinite(probs).all():
+            raise DatasetError(f"expected finite (9, {PATCH}, {PATCH}) teacher probabilities 'probs'", files.label)
+        return label.astype(np.int64), _soft_targets(probs.astype(np.float32))
+
+
+def _soft_targets(probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(9, H, W) teacher probabilities → (6, H, W) soft targets summing to 1 (snow dropped)."""
+    soft = np.zeros((NUM_CLASSES, *probs.shape[1:]), dtype=np.float32)
+    for dw_class, index in SOFT_CLASS_MAP.items():
+        soft[index] += probs[dw_class]
+    total = soft.sum(axis=0, keepdims=True)
+    # An all-snow pixel has no six-class mass: it is IGNORE in the hard label, so any target will do.
+    return np.where(total > 1e-6, soft / np.maximum(total, 1e-6), 1.0 / NUM_CLASSES).astype(np.float32)
 
 
 def _read_tif(path: Path) -> npt.NDArray[np.float32]:

@@ -114,6 +114,8 @@ class Sample:
         s1_valid: (H, W) bool.
         label: (H, W) int64 class index or IGNORE_INDEX.
         cloud_fraction: See the module docstring.
+        soft: (K, H, W) float32 soft targets (a teacher's class probabilities, summing to 1), or
+            None where the dataset has hard labels only.
     """
 
     name: str
@@ -124,6 +126,7 @@ class Sample:
     s1_valid: npt.NDArray[np.bool_]
     label: npt.NDArray[np.int64]
     cloud_fraction: float
+    soft: npt.NDArray[np.float32] | None = None
 
 
 def cloud_fraction(

@@ -1,11 +1,7 @@
 """Scene input: product identification and readers for S2 SAFE, S1 GRD SAFE and GeoTIFF scenes.
 
 Every reader delivers rows of the scene's output grid; `scene.SceneReader` combines a pair's
-readers into normalised `grid.Strip` objects for the tiler.
+readers into normalised `grid.Strip` objects for the tiler. Importing this package configures
+nothing: GDAL's settings for a run are applied at the run entry point
+(`cloudlulc_edge.pipeline.gdal_options`).
 """
-
-import os
-
-# GDAL's block cache defaults to 5 % of RAM (1.2 GB on a 24 GB station), which alone would
-# break the bounded-memory promise of streaming. Operators can still override it.
-os.environ.setdefault("GDAL_CACHEMAX", "256")

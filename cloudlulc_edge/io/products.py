@@ -19,7 +19,7 @@ from typing import Any
 from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.geotiff import find_geotiff_scene, scene_grid, scene_time
-from cloudlulc_edge.io.s1_safe import read_s1_metadata
+from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 from cloudlulc_edge.io.s2_safe import read_s2_metadata
 
 __all__ = ["Product", "ScanResult", "Skipped", "identify", "scan"]

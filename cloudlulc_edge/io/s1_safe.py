@@ -1,409 +1,188 @@
-"""Sentinel-1 IW/EW GRD SAFE metadata and radiometric calibration with thermal-noise removal.
+"""Sentinel-1 GRD SAFE reader: calibrated σ⁰ of one product on a target grid, strip by strip.
 
-GDAL reads GRD pixels but does not calibrate them (OSGeo/gdal#5826), so calibration is done here
-from the product's LUTs (`sentinel.md` §6):
+Order of operations (`sentinel.md` §7–8):
 
-    σ⁰ = (DN² − η) / A_σ²,   η = noiseRange(line, pixel) · noiseAzimuth(line, pixel)
-
-with every LUT bilinearly interpolated from its vector grid: linear along pixels within each
-vector, then linear along lines between vectors. Beyond the first/last vector the nearest vector
-is used (the last range vector may stop inside the image, umr-lops/xsar#3). IPF ≥ 2.9 products
-split the noise into range and azimuth vectors; older ones have a single range ``noiseVector``
-and no azimuth term. Noise-subtracted values ≤ 0 are raised to a positive floor; DN 0 marks
-no-value pixels and becomes NaN.
+1. Find the radar-geometry window that covers the target grid (`s1_geocode.radar_window`).
+2. Calibrate and denoise that window (`s1_calibration.sigma0`) in chunks of lines and write float32
+   linear σ⁰ to a tiled temporary GeoTIFF that keeps the (shifted) GCPs. When the target grid is
+   coarser than the radar pixels, power is averaged over ``looks × looks`` blocks first
+   (multilooking in linear power).
+3. Per output strip, warp that file onto the strip with bilinear resampling *in linear power*
+   (averaging dB is biased). Conversion to dB happens later, in the scene reader.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import tempfile
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-from xml.etree import ElementTree
 
 import numpy as np
 import numpy.typing as npt
+import rasterio
 from rasterio.control import GroundControlPoint
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.warp import reproject
+from rasterio.windows import Window
 
-from cloudlulc_edge.errors import ProductError
-from cloudlulc_edge.io.archive import SafeArchive, find_text, metadata_errors, parse_xml
+from cloudlulc_edge.errors import PairingError, ProductError
+from cloudlulc_edge.io.archive import SafeArchive
+from cloudlulc_edge.io.grid import RasterGrid
+from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise, sigma0
+from cloudlulc_edge.io.s1_geocode import GEOCODING_METHOD, WGS84, radar_window
+from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 
-__all__ = [
-    "CalibrationLut",
-    "NoiseAzimuthBlock",
-    "NoiseLut",
-    "S1Polarisation",
-    "S1SafeMetadata",
-    "read_calibration",
-    "read_noise",
-    "read_s1_metadata",
-    "sigma0",
-]
+__all__ = ["S1SafeReader"]
 
-#: Linear σ⁰ floor applied after noise subtraction (-40 dB, as xarray-sentinel's ``min_db``).
-SIGMA0_FLOOR = 1e-4
+#: Lines calibrated per chunk (multiplied up to a multiple of the look count).
+_CHUNK_LINES = 512
 
 
-def _floats(text: str | None) -> npt.NDArray[np.float64]:
-    return np.asarray((text or "").split(), dtype=np.float64)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.rstrip("Z").split(".")[0])
-
-
-@dataclass(frozen=True)
-class S1Polarisation:
-    """File members of one polarisation.
-
-    Attributes:
-        name: ``VV``, ``VH``, ``HH`` or ``HV``.
-        annotation: Product annotation XML member.
-        calibration: Calibration XML member.
-        noise: Noise XML member.
-        measurement: Measurement TIFF member.
-    """
-
-    name: str
-    annotation: str
-    calibration: str
-    noise: str
-    measurement: str
-
-
-@dataclass
-class S1SafeMetadata:
-    """What the manifest and annotation say about a GRD product.
-
-    Attributes:
-        product_id: Product name without ``.SAFE``.
-        mission: ``S1A`` / ``S1B`` / ``S1C``.
-        mode: ``IW``, ``EW``...
-        product_type: ``GRD``.
-        start_time: Acquisition start (UTC, naive).
-        stop_time: Acquisition stop (UTC, naive).
-        absolute_orbit: Absolute orbit number.
-        datatake_id: Mission datatake id (consecutive slices share it).
-        orbit_pass: ``ASCENDING`` / ``DESCENDING``.
-        ipf_version: Processor version string (``003.40``).
-        footprint: GeoJSON polygon (EPSG:4326) from the manifest.
-        polarisations: Polarisation name → its members.
-        lines: Image lines of the measurement.
-        samples: Image samples (columns) of the measurement.
-        pixel_spacing: Ground range pixel spacing, metres.
-        gcps: Geolocation-grid GCPs (row=line, col=pixel; x=lon, y=lat, z=height).
-        slice_number: Slice number within the datatake, if given.
-    """
-
-    product_id: str
-    mission: str
-    mode: str
-    product_type: str
-    start_time: datetime
-    stop_time: datetime
-    absolute_orbit: int
-    datatake_id: int
-    orbit_pass: str
-    ipf_version: str
-    footprint: dict[str, Any]
-    polarisations: dict[str, S1Polarisation]
-    lines: int
-    samples: int
-    pixel_spacing: float
-    gcps: list[GroundControlPoint]
-    slice_number: int | None
-
-
-@metadata_errors
-def read_s1_metadata(archive: SafeArchive) -> S1SafeMetadata:
-    """Parses ``manifest.safe`` and the first product annotation.
-
-    Raises:
-        ProductError: Not a GRD product, or required metadata is missing.
-    """
-    src = archive.display("manifest.safe")
-    root = parse_xml(archive, "manifest.safe")
-    product_type = find_text(root, ".//productType", src)
-    if product_type != "GRD":
-        raise ProductError(f"product type {product_type!r} is not supported; only Level-1 GRD products are", src)
-    family = find_text(root, ".//platform/number", src)
-    mission = "S1" + family
-    coords = find_text(root, ".//footPrint/coordinates", src)
-    ring = [[float(p.split(",")[1]), float(p.split(",")[0])] for p in coords.split()]
-    ring.append(ring[0])
-    software = root.find(".//processing/facility/software")
-    if software is None:
-        software = root.find(".//software")
-    ipf = software.attrib.get("version", "") if software is not None else ""
-    pols = _polarisation_members(archive, [p.text or "" for p in root.iterfind(".//transmitterReceiverPolarisation")])
-    if not pols:
-        raise ProductError("no polarisation annotation files found under annotation/", archive.path)
-    first = next(iter(pols.values()))
-    ann = parse_xml(archive, first.annotation)
-    ann_src = archive.display(first.annotation)
-    slice_el = root.find(".//sliceNumber")
-    return S1SafeMetadata(
-        product_id=archive.name,
-        mission=mission,
-        mode=find_text(root, ".//instrumentMode/mode", src),
-        product_type=product_type,
-        start_time=_time(find_text(root, ".//acquisitionPeriod/startTime", src)),
-        stop_time=_time(find_text(root, ".//acquisitionPeriod/stopTime", src)),
-        absolute_orbit=int(find_text(root, ".//orbitNumber", src)),
-        datatake_id=int(find_text(root, ".//missionDataTakeID", src)),
-        orbit_pass=find_text(root, ".//orbitProperties/pass", src).upper(),
-        ipf_version=ipf,
-        footprint={"type": "Polygon", "coordinates": [ring]},
-        polarisations=pols,
-        lines=int(find_text(ann, ".//imageInformation/numberOfLines", ann_src)),
-        samples=int(find_text(ann, ".//imageInformation/numberOfSamples", ann_src)),
-        pixel_spacing=float(find_text(ann, ".//imageInformation/rangePixelSpacing", ann_src)),
-        gcps=_gcps(ann, ann_src),
-        slice_number=int(slice_el.text) if slice_el is not None and slice_el.text else None,
-    )
-
-
-def _polarisation_members(archive: SafeArchive, names: list[str]) -> dict[str, S1Polarisation]:
-    """Finds the annotation/calibration/noise/measurement members of each polarisation."""
-    out: dict[str, S1Polarisation] = {}
-    annotations = archive.glob("annotation/*.xml")  # list the product once, not per polarisation
-    calibrations = archive.glob("annotation/calibration/calibration-*.xml")
-    noises = archive.glob("annotation/calibration/noise-*.xml")
-    for pol in names:
-        tag = f"-{pol.lower()}-"
-        ann = [m for m in annotations if tag in m]
-        cal = [m for m in calibrations if tag in m]
-        noise = [m for m in noises if tag in m]
-        if not ann and (cal or noise):
-            missing = f"annotation/s1?-*{tag}*.xml"
-            raise ProductError(f"{pol}: product annotation ({missing}) is missing but its calibration/noise XML is "
-                               "present: an incomplete download", archive.path)  # fmt: skip
-        if not ann:
-            continue  # listed in the manifest but none of its files delivered (a VV-only extract)
-        if not cal or not noise:
-            raise ProductError(f"{pol}: calibration or noise XML missing under annotation/calibration/", archive.path)
-        stem = ann[0].rsplit("/", 1)[-1][: -len(".xml")]
-        out[pol] = S1Polarisation(pol, ann[0], cal[0], noise[0], f"measurement/{stem}.tiff")
-    return out
-
-
-def _gcps(ann: ElementTree.Element, src: Path) -> list[GroundControlPoint]:
-    points = ann.findall(".//geolocationGridPointList/geolocationGridPoint")
-    if len(points) < 4:
-        raise ProductError(f"geolocation grid has {len(points)} points; at least 4 are needed", src)
-    return [
-        GroundControlPoint(
-            row=float(find_text(p, "line", src)),
-            col=float(find_text(p, "pixel", src)),
-            x=float(find_text(p, "longitude", src)),
-            y=float(find_text(p, "latitude", src)),
-            z=float(find_text(p, "height", src)),
-            id=str(i),
-        )
-        for i, p in enumerate(points)
-    ]
-
-
-@dataclass(frozen=True)
-class CalibrationLut:
-    """Calibration vectors of one polarisation.
-
-    Attributes:
-        lines: (K,) line of each vector.
-        pixels: K arrays of pixel positions.
-        sigma0: K arrays of ``sigmaNought`` values.
-        beta0: K arrays of ``betaNought`` values.
-        gamma: K arrays of ``gamma`` values.
-        absolute_constant: ``absoluteCalibrationConstant`` (informational; already in the LUTs).
-    """
-
-    lines: npt.NDArray[np.float64]
-    pixels: tuple[npt.NDArray[np.float64], ...]
-    sigma0: tuple[npt.NDArray[np.float64], ...]
-    beta0: tuple[npt.NDArray[np.float64], ...]
-    gamma: tuple[npt.NDArray[np.float64], ...]
-    absolute_constant: float
-
-    def interpolate(
-        self, rows: npt.NDArray[Any], cols: npt.NDArray[Any], which: str = "sigma0"
-    ) -> npt.NDArray[np.float64]:
-        """Bilinear value of a LUT on the grid ``rows × cols`` → (len(rows), len(cols))."""
-        return _interp_vectors(self.lines, self.pixels, getattr(self, which), rows, cols)
-
-
-@dataclass(frozen=True)
-class NoiseAzimuthBlock:
-    """One ``noiseAzimuthVector``: an azimuth LUT valid over a block of lines × samples."""
-
-    first_line: int
-    last_line: int
-    first_sample: int
-    last_sample: int
-    lines: npt.NDArray[np.float64]
-    values: npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class NoiseLut:
-    """Thermal-noise LUTs of one polarisation.
-
-    Attributes:
-        range_lines: (K,) line of each range vector.
-        range_pixels: K arrays of pixel positions.
-        range_values: K arrays of range noise values.
-        azimuth: Azimuth blocks (empty for IPF < 2.9 products, whose azimuth factor is 1).
-    """
-
-    range_lines: npt.NDArray[np.float64]
-    range_pixels: tuple[npt.NDArray[np.float64], ...]
-    range_values: tuple[npt.NDArray[np.float64], ...]
-    azimuth: tuple[NoiseAzimuthBlock, ...]
-
-    def interpolate(self, rows: npt.NDArray[Any], cols: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        """η on the grid ``rows × cols`` → (len(rows), len(cols))."""
-        eta = _interp_vectors(self.range_lines, self.range_pixels, self.range_values, rows, cols)
-        rows = np.asarray(rows, dtype=np.float64)
-        cols = np.asarray(cols, dtype=np.float64)
-        for block in self.azimuth:
-            r_in = (rows >= block.first_line) & (rows <= block.last_line)
-            c_in = (cols >= block.first_sample) & (cols <= block.last_sample)
-            if not r_in.any() or not c_in.any():
-                continue
-            if block.lines.size == 1:  # lineCount=1 blocks (isce2#202): constant over the block
-                factor = np.full(int(r_in.sum()), block.values[0])
-            else:
-                factor = np.interp(rows[r_in], block.lines, block.values)
-            eta[np.ix_(r_in, c_in)] *= factor[:, None]
-        return eta
-
-
-def _interp_vectors(
-    lines: npt.NDArray[np.float64],
-    pixels: tuple[npt.NDArray[np.float64], ...],
-    values: tuple[npt.NDArray[np.float64], ...],
-    rows: npt.NDArray[Any],
-    cols: npt.NDArray[Any],
-) -> npt.NDArray[np.float64]:
-    """Linear in pixel within each vector, then linear in line between vectors (clamped)."""
-    rows = np.asarray(rows, dtype=np.float64)
-    cols = np.asarray(cols, dtype=np.float64)
-    per_vector = np.stack([np.interp(cols, p, v) for p, v in zip(pixels, values, strict=True)])  # (K, C)
-    k = np.clip(np.searchsorted(lines, rows, side="right") - 1, 0, len(lines) - 2) if len(lines) > 1 else None
-    if k is None:
-        single: npt.NDArray[np.float64] = np.broadcast_to(per_vector[0], (rows.size, cols.size)).copy()
-        return single
-    span = lines[k + 1] - lines[k]
-    w = np.clip((rows - lines[k]) / np.where(span == 0, 1, span), 0.0, 1.0)[:, None]
-    out: npt.NDArray[np.float64] = (1 - w) * per_vector[k] + w * per_vector[k + 1]
-    return out
-
-
-@metadata_errors
-def read_calibration(archive: SafeArchive, member: str) -> CalibrationLut:
-    """Parses a calibration XML.
-
-    Raises:
-        ProductError: Malformed or empty vector list, or vector lengths that disagree.
-    """
-    src = archive.display(member)
-    root = parse_xml(archive, member)
-    vectors = root.findall(".//calibrationVectorList/calibrationVector")
-    if not vectors:
-        raise ProductError("no calibrationVector entries", src)
-    lines, pixels, s0, b0, g0 = [], [], [], [], []
-    for v in vectors:
-        lines.append(float(find_text(v, "line", src)))
-        px = _floats(find_text(v, "pixel", src))
-        arrays = [_floats(find_text(v, tag, src)) for tag in ("sigmaNought", "betaNought", "gamma")]
-        if any(a.size != px.size for a in arrays):
-            raise ProductError(f"calibration vector at line {lines[-1]:g} has LUTs of unequal length", src)
-        pixels.append(px)
-        s0.append(arrays[0])
-        b0.append(arrays[1])
-        g0.append(arrays[2])
-    const = root.find(".//absoluteCalibrationConstant")
-    return CalibrationLut(np.asarray(lines), tuple(pixels), tuple(s0), tuple(b0), tuple(g0),
-                          float(const.text) if const is not None and const.text else 1.0)  # fmt: skip
-
-
-@metadata_errors
-def read_noise(archive: SafeArchive, member: str) -> NoiseLut:
-    """Parses a noise XML in the IPF ≥ 2.9 (range + azimuth) or older (range only) form.
-
-    Raises:
-        ProductError: No noise vectors, or lengths that disagree.
-    """
-    src = archive.display(member)
-    root = parse_xml(archive, member)
-    range_vectors = root.findall(".//noiseRangeVectorList/noiseRangeVector")
-    lut_tag = "noiseRangeLut"
-    if not range_vectors:  # IPF < 2.9
-        range_vectors = root.findall(".//noiseVectorList/noiseVector")
-        lut_tag = "noiseLut"
-    if not range_vectors:
-        raise ProductError("no noiseRangeVector or noiseVector entries", src)
-    lines, pixels, values = [], [], []
-    for v in range_vectors:
-        lines.append(float(find_text(v, "line", src)))
-        px, lut = _floats(find_text(v, "pixel", src)), _floats(find_text(v, lut_tag, src))
-        if px.size != lut.size:
-            raise ProductError(f"noise vector at line {lines[-1]:g}: {px.size} pixels but {lut.size} values", src)
-        pixels.append(px)
-        values.append(lut)
-    blocks = []
-    for a in root.findall(".//noiseAzimuthVectorList/noiseAzimuthVector"):
-        az_lines, az_values = _floats(find_text(a, "line", src)), _floats(find_text(a, "noiseAzimuthLut", src))
-        if az_lines.size != az_values.size:
-            raise ProductError("noiseAzimuthVector line and LUT lengths differ", src)
-        blocks.append(
-            NoiseAzimuthBlock(
-                int(find_text(a, "firstAzimuthLine", src)), int(find_text(a, "lastAzimuthLine", src)),
-                int(find_text(a, "firstRangeSample", src)), int(find_text(a, "lastRangeSample", src)),
-                az_lines, az_values,
-            )
-        )  # fmt: skip
-    return NoiseLut(np.asarray(lines), tuple(pixels), tuple(values), tuple(blocks))
-
-
-def sigma0(
-    dn: npt.NDArray[Any],
-    row0: int,
-    col0: int,
-    calibration: CalibrationLut,
-    noise: NoiseLut | None,
-    looks: int = 1,
-    floor: float = SIGMA0_FLOOR,
-) -> npt.NDArray[np.float32]:
-    """Calibrated, noise-removed σ⁰ (linear) of a window of measurement DNs.
-
-    With ``looks > 1`` the intensity DN² is averaged over ``looks × looks`` blocks (ignoring
-    no-value pixels) and the LUTs are evaluated at block centres; the LUTs vary over hundreds of
-    pixels, so this equals averaging per-pixel σ⁰ to well below 0.01 dB.
+class S1SafeReader:
+    """Calibrated σ⁰ of one GRD product, geocoded onto a target grid strip by strip.
 
     Args:
-        dn: (h, w) DNs of the window whose upper-left pixel is ``(row0, col0)``; h and w must be
-            multiples of ``looks``.
-        row0: First image line of the window.
-        col0: First image sample of the window.
-        calibration: Calibration LUTs of the polarisation.
-        noise: Noise LUTs, or None to skip thermal-noise removal.
-        looks: Block size of the multilook average.
-        floor: Positive floor for noise-subtracted values.
+        path: ``.SAFE`` folder or zip.
+        grid: Target grid (the S2 output grid).
+        polarisations: Polarisations to deliver, in channel order.
+        workdir: Folder for the temporary calibrated rasters (default: the system temp folder).
+        noise_removal: Subtract the thermal-noise LUTs.
 
-    Returns:
-        (h / looks, w / looks) float32 σ⁰; NaN where every DN of a block is 0 (no-value pixels).
+    Raises:
+        ProductError: Metadata or LUTs are bad, a polarisation or the measurement file is missing,
+            or the measurement cannot be decoded.
+        PairingError: The product does not overlap the grid.
     """
-    h, w = dn.shape[0] // looks, dn.shape[1] // looks
-    blocks = dn[: h * looks, : w * looks].reshape(h, looks, w, looks).astype(np.float64)
-    valid = blocks != 0
-    count = valid.sum(axis=(1, 3))
-    power = (blocks * blocks).sum(axis=(1, 3)) / np.maximum(count, 1)
-    centre = (looks - 1) / 2.0
-    rows = row0 + np.arange(h, dtype=np.float64) * looks + centre
-    cols = col0 + np.arange(w, dtype=np.float64) * looks + centre
-    if noise is not None:
-        power -= noise.interpolate(rows, cols)
-    a = calibration.interpolate(rows, cols, "sigma0")
-    out: npt.NDArray[np.float32] = np.maximum(power / (a * a), floor).astype(np.float32)
-    out[count == 0] = np.nan
-    return out
+
+    def __init__(
+        self,
+        path: str | Path,
+        grid: RasterGrid,
+        polarisations: Sequence[str] = ("VV", "VH"),
+        workdir: str | Path | None = None,
+        noise_removal: bool = True,
+    ) -> None:
+        self.archive = SafeArchive(Path(path))
+        self.meta = read_s1_metadata(self.archive)
+        self.grid = grid
+        self.polarisations = tuple(polarisations)
+        missing = [p for p in self.polarisations if p not in self.meta.polarisations]
+        if missing:
+            raise ProductError(
+                f"polarisation(s) {missing} not in this product (it has {sorted(self.meta.polarisations)}); "
+                "the model needs VV and VH (a 1SDV product)",
+                self.archive.path,
+            )
+        window = radar_window(self.meta.gcps, self.meta.lines, self.meta.samples, grid)
+        if window is None:
+            raise PairingError(f"does not overlap the target grid {grid.bounds} ({grid.crs})", self.archive.path)
+        self.window = window
+        self.looks = max(1, int(grid.resolution // self.meta.pixel_spacing))
+        self.noise_removal = noise_removal
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="cloudlulc-s1-", dir=workdir)
+        self._files: list[Path] = []
+        self._gcps = self._window_gcps()
+        try:
+            for pol in self.polarisations:
+                self._files.append(self._calibrate(pol))
+        except BaseException:
+            self.close()
+            raise
+
+    def _window_gcps(self) -> list[GroundControlPoint]:
+        """GCPs near the window, in the calibrated raster's (multilooked, window-relative) geometry."""
+        w = self.window
+        spacing_r = max(np.diff(sorted({g.row for g in self.meta.gcps})).max(initial=0.0), 1.0)
+        spacing_c = max(np.diff(sorted({g.col for g in self.meta.gcps})).max(initial=0.0), 1.0)
+        near = [
+            g for g in self.meta.gcps
+            if w.row_off - spacing_r <= g.row <= w.row_off + w.height + spacing_r
+            and w.col_off - spacing_c <= g.col <= w.col_off + w.width + spacing_c
+        ]  # fmt: skip
+        chosen = near if len(near) >= 6 else self.meta.gcps
+        return [
+            GroundControlPoint(row=(g.row - w.row_off) / self.looks, col=(g.col - w.col_off) / self.looks,
+                               x=g.x, y=g.y, z=g.z, id=g.id)
+            for g in chosen
+        ]  # fmt: skip
+
+    def _calibrate(self, pol: str) -> Path:
+        members = self.meta.polarisations[pol]
+        if not self.archive.exists(members.measurement):
+            raise ProductError(f"{pol} measurement file is missing", self.archive.display(members.measurement))
+        self.archive.check_integrity(members.measurement)
+        cal = read_calibration(self.archive, members.calibration)
+        noise = read_noise(self.archive, members.noise) if self.noise_removal else None
+        w, looks = self.window, self.looks
+        out_h, out_w = int(w.height) // looks, int(w.width) // looks
+        if out_h == 0 or out_w == 0:
+            raise PairingError("overlap with the target grid is smaller than one output pixel", self.archive.path)
+        out_path = Path(self._tmpdir.name) / f"{self.meta.product_id}_{pol}_sigma0.tif"
+        profile = {
+            "driver": "GTiff", "width": out_w, "height": out_h, "count": 1, "dtype": "float32", "nodata": np.nan,
+            "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER",
+        }  # fmt: skip
+        chunk = max(looks, (_CHUNK_LINES // looks) * looks)
+        try:
+            with warnings.catch_warnings():  # the file gets GCPs, not a geotransform
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                dst = rasterio.open(out_path, "w", **profile)
+            with rasterio.open(self.archive.gdal_path(members.measurement)) as src, dst:
+                if (src.height, src.width) != (self.meta.lines, self.meta.samples):
+                    raise ProductError(
+                        f"measurement is {src.height}x{src.width}, annotation says "
+                        f"{self.meta.lines}x{self.meta.samples}",
+                        self.archive.display(members.measurement),
+                    )
+                for out_row in range(0, out_h, chunk // looks):
+                    n_out = min(chunk // looks, out_h - out_row)
+                    r0 = int(w.row_off) + out_row * looks
+                    dn = src.read(1, window=Window(int(w.col_off), r0, out_w * looks, n_out * looks))
+                    block = sigma0(dn, r0, int(w.col_off), cal, noise, looks=looks)
+                    dst.write(block, 1, window=Window(0, out_row, out_w, n_out))
+                dst.gcps = (self._gcps, WGS84)
+        except RasterioError as exc:
+            raise ProductError(f"cannot decode the {pol} measurement ({exc})",
+                               self.archive.display(members.measurement)) from exc  # fmt: skip
+        return out_path
+
+    def read_linear(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> npt.NDArray[np.float32]:
+        """σ⁰ (linear) of the grid window ``[row0, row0 + nrows) × [col0, col0 + ncols)``.
+
+        Returns:
+            (P, n, w) float32, NaN where the product has no data.
+        """
+        nrows = min(nrows, self.grid.height - row0)
+        ncols = min(self.grid.width - col0 if ncols is None else ncols, self.grid.width - col0)
+        out = np.full((len(self._files), nrows, ncols), np.nan, dtype=np.float32)
+        for i, path in enumerate(self._files):
+            with rasterio.open(path) as src:
+                reproject(
+                    source=rasterio.band(src, 1),
+                    destination=out[i],
+                    gcps=self._gcps,
+                    src_crs=WGS84,
+                    src_nodata=np.nan,
+                    dst_transform=self.grid.strip_transform(row0, col0),
+                    dst_crs=self.grid.crs,
+                    dst_nodata=np.nan,
+                    resampling=Resampling.bilinear,
+                    warp_mem_limit=256,
+                    SRC_METHOD="GCP_TPS",
+                )
+        return out
+
+    def tags(self) -> dict[str, str]:
+        """Provenance tags for the written map."""
+        return {
+            "S1_COEFFICIENT": "sigma0",
+            "S1_GEOCODING": GEOCODING_METHOD,
+            "S1_NOISE_REMOVAL": str(self.noise_removal).lower(),
+            "S1_LOOKS": str(self.looks),
+        }
+
+    def close(self) -> None:
+        """Deletes the temporary calibrated rasters."""
+        self._tmpdir.cleanup()

@@ -28,7 +28,7 @@ from cloudlulc_edge.errors import ProductError
 from cloudlulc_edge.io.geotiff import GeoTiffS1Reader, GeoTiffS2Reader, find_geotiff_scene
 from cloudlulc_edge.io.grid import RasterGrid, Strip
 from cloudlulc_edge.io.products import Product
-from cloudlulc_edge.io.s1_geocode import S1SafeReader
+from cloudlulc_edge.io.s1_safe import S1SafeReader
 from cloudlulc_edge.io.s2_safe import S2SafeReader
 
 __all__ = ["SceneReader"]

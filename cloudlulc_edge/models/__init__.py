@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cloudlulc_edge.models import variants as _variants  # noqa: F401  (registers the variants)
-from cloudlulc_edge.models._registry import create_model, is_model, list_models, register_model
+from cloudlulc_edge.models._registry import create_model, is_model, list_models, register_variant
 from cloudlulc_edge.models.base import LULCModel, ModelConfig
 from cloudlulc_edge.models.card import ModelCard
 from cloudlulc_edge.models.checkpoint import load_checkpoint, read_card, save_checkpoint
@@ -34,6 +34,6 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "read_card",
-    "register_model",
+    "register_variant",
     "save_checkpoint",
 ]

@@ -104,9 +104,10 @@ class ModelCard:
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ModelCardError("weights_sha256 must be 64 lowercase hex digits", path)
         architecture = _architecture(data.get("architecture", DEFAULT_ARCHITECTURE), path)
-        _check_config_types(data["config"], architecture, path)
+        config_fields = _upgrade_config(architecture, data["config"])
+        _check_config_types(config_fields, architecture, path)
         try:
-            config = architecture.config_type(**data["config"])
+            config = architecture.config_type(**config_fields)
         except (TypeError, ValueError, ZeroDivisionError) as exc:
             raise ModelCardError(f"invalid model configuration in card: {exc}", path) from exc
         try:
@@ -168,6 +169,19 @@ def _architecture(name: object, path: str | Path | None) -> Architecture:
         raise ModelCardError(f"model card names an unknown architecture {name!r}; this version builds "
                              f"{', '.join(ARCHITECTURES)}", path)  # fmt: skip
     return ARCHITECTURES[name]
+
+
+def _upgrade_config(architecture: Architecture, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Configuration fields of an older card in today's names.
+
+    CloudLULC-Net cards written before the spectral term had three forms carry a boolean
+    ``spectral_linear``: ``true`` is today's ``spectral = "linear"``, ``false`` ``"circular"``.
+    """
+    fields_now = dict(config)
+    if architecture.name == "cloudlulc_net" and "spectral_linear" in fields_now and "spectral" not in fields_now:
+        linear = fields_now.pop("spectral_linear")
+        fields_now["spectral"] = "linear" if linear is True else "circular" if linear is False else linear
+    return fields_now
 
 
 def _check_config_types(config: Mapping[str, Any], architecture: Architecture, path: str | Path | None) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from cloudlulc_edge.models.encoders import EncoderFeatures
-from cloudlulc_edge.models.layers import HinResBlock, Upsample, conv1x1
+from cloudlulc_edge.models.layers import HinResBlock, NormKind, Upsample, conv1x1
 
 __all__ = ["Decoder"]
 
@@ -29,24 +29,27 @@ class Decoder(nn.Module):
         token_dim: Latent width D_t (divisible by 4).
         num_classes: K.
         blocks: HinRes blocks at step 1.
+        norm: Normalisation of the HinRes blocks (`layers.half_norm`).
 
     Shape:
         Z (B, D_t, H/16, W/16), G (B, D, H/4, W/4), optical and SAR `EncoderFeatures` →
         logits (B, K, H, W).
     """
 
-    def __init__(self, width: int, token_dim: int, num_classes: int, blocks: int = 2) -> None:
+    def __init__(
+        self, width: int, token_dim: int, num_classes: int, blocks: int = 2, norm: NormKind = "instance"
+    ) -> None:
         super().__init__()
         half = width // 2
         self.up_latent = nn.Sequential(Upsample(token_dim), Upsample(token_dim // 2))  # D_t → D_t/4
         self.fuse1 = conv1x1(token_dim // 4 + width, width)
-        self.refine1 = nn.Sequential(*[HinResBlock(width) for _ in range(blocks)])
+        self.refine1 = nn.Sequential(*[HinResBlock(width, norm=norm) for _ in range(blocks)])
         self.up2 = Upsample(width)  # D → D/2
         self.fuse2 = conv1x1(half + 2 * width, half)
-        self.refine2 = HinResBlock(half)
+        self.refine2 = HinResBlock(half, norm=norm)
         self.up3 = Upsample(half)  # D/2 → D/4
         self.fuse3 = conv1x1(width // 4 + 2 * half, half)
-        self.refine3 = HinResBlock(half)
+        self.refine3 = HinResBlock(half, norm=norm)
         self.head = conv1x1(half, num_classes)
 
     def forward(self, z: Tensor, fused: Tensor, opt: EncoderFeatures, sar: EncoderFeatures) -> Tensor:

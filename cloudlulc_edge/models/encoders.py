@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from cloudlulc_edge.models.layers import HinResBlock, conv3x3
+from cloudlulc_edge.models.layers import HinResBlock, NormKind, conv3x3
 
 __all__ = ["EncoderFeatures", "ModalityEncoder"]
 
@@ -40,17 +40,24 @@ class ModalityEncoder(nn.Module):
         in_channels: C_in (12 for S2, 2 for S1).
         width: Fusion width D (even).
         blocks: HinRes blocks per stage, n.
+        norm: Normalisation of the HinRes blocks (`layers.half_norm`).
 
     Shape:
         (B, C_in, H, W) → `EncoderFeatures`.
     """
 
-    def __init__(self, in_channels: int, width: int, blocks: int = 2) -> None:
+    def __init__(self, in_channels: int, width: int, blocks: int = 2, norm: NormKind = "instance") -> None:
         super().__init__()
         half = width // 2
-        self.stage1 = nn.Sequential(conv3x3(in_channels, half), *[HinResBlock(half) for _ in range(blocks)])
-        self.stage2 = nn.Sequential(conv3x3(half, width, stride=2), *[HinResBlock(width) for _ in range(blocks)])
-        self.stage3 = nn.Sequential(conv3x3(width, width, stride=2), *[HinResBlock(width) for _ in range(blocks)])
+
+        def stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                conv3x3(c_in, c_out, stride=stride), *[HinResBlock(c_out, norm=norm) for _ in range(blocks)]
+            )
+
+        self.stage1 = stage(in_channels, half, 1)
+        self.stage2 = stage(half, width, 2)
+        self.stage3 = stage(width, width, 2)
 
     def forward(self, x: Tensor) -> EncoderFeatures:
         """Encodes one modality."""

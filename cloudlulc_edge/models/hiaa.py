@@ -12,11 +12,11 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from cloudlulc_edge.models.choi import ChannelHighOrderInteraction
+from cloudlulc_edge.models.choi import ChannelHighOrderInteraction, ChoiDescriptor
 from cloudlulc_edge.models.invblock import InvBlock, SubnetKind
-from cloudlulc_edge.models.layers import conv1x1
+from cloudlulc_edge.models.layers import NormKind, conv1x1
 from cloudlulc_edge.models.shoi import GeneralisedSHOI, SpatialHighOrderInteraction
-from cloudlulc_edge.models.spectral import SpectralImpl
+from cloudlulc_edge.models.spectral import SpectralForm, SpectralImpl
 
 __all__ = ["HIAA", "HIAABlock", "ShoiKind"]
 
@@ -35,7 +35,11 @@ class HIAABlock(nn.Module):
         depthwise_chi: Depthwise χ in CHOI.
         subnet: InvBlock sub-network kind.
         spectral_impl: Spectral term implementation.
-        spectral_linear: Zero-pad the spectral term.
+        spectral: Spectral term form (circular, linear, local).
+        spectral_window: Window of the local spectral form.
+        norm: Normalisation of the generalised SHOI fusion.
+        choi_descriptor: CHOI channel descriptor (global, local).
+        choi_window: Window of the local CHOI descriptor.
 
     Shape:
         a (B, C, h, w), g (B, C, h, w) → (a'', g''), both (B, C, h, w).
@@ -51,14 +55,22 @@ class HIAABlock(nn.Module):
         depthwise_chi: bool = False,
         subnet: SubnetKind = "conv",
         spectral_impl: SpectralImpl = "fft",
-        spectral_linear: bool = False,
+        spectral: SpectralForm = "circular",
+        spectral_window: int = 7,
+        norm: NormKind = "instance",
+        choi_descriptor: ChoiDescriptor = "global",
+        choi_window: int = 7,
     ) -> None:
         super().__init__()
         self.shoi: nn.Module | None = None
         if use_shoi:
             cls = SpatialHighOrderInteraction if shoi == "ship" else GeneralisedSHOI
-            self.shoi = cls(channels, order, spectral_impl, spectral_linear)
-        self.choi = ChannelHighOrderInteraction(channels, order, depthwise_chi, subnet) if use_choi else None
+            self.shoi = cls(channels, order, spectral_impl, spectral, spectral_window, norm)
+        self.choi = (
+            ChannelHighOrderInteraction(channels, order, depthwise_chi, subnet, choi_descriptor, choi_window)
+            if use_choi
+            else None
+        )
 
     def forward(self, a: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
         """Fuses SAR into the optical stream."""

@@ -8,12 +8,28 @@ was copied.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from cloudlulc_edge import kernels as K
 
-__all__ = ["ConvPair", "Downsample", "HinResBlock", "LayerNorm2d", "Upsample", "conv1x1", "conv3x3"]
+__all__ = [
+    "ConvPair",
+    "Downsample",
+    "HinResBlock",
+    "LayerNorm2d",
+    "NormKind",
+    "Upsample",
+    "conv1x1",
+    "conv3x3",
+    "half_norm",
+]
+
+#: Normalisation of the HinRes blocks: ``instance`` (SHIP/HINet, statistics over the tile),
+#: ``layer`` (per-pixel channel LayerNorm) or ``batch`` (running statistics at inference).
+NormKind = Literal["instance", "layer", "batch"]
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -48,26 +64,46 @@ class LayerNorm2d(nn.Module):
         return K.channel_layer_norm(x, self.weight, self.bias, self.eps)
 
 
+def half_norm(kind: NormKind, channels: int) -> nn.Module:
+    """The normalisation of a HinRes block's first half.
+
+    ``instance`` is HINet's affine InstanceNorm: its statistics come from the whole tile, so the
+    output at a pixel changes with the tile grid. ``layer`` (per-pixel LayerNorm over the
+    channels) and ``batch`` (BatchNorm, running statistics at inference) do not.
+
+    Raises:
+        ValueError: Unknown kind.
+    """
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "layer":
+        return LayerNorm2d(channels)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown normalisation {kind!r}; use instance, layer or batch")
+
+
 class HinResBlock(nn.Module):
-    """Half-instance-norm residual block.
+    """Half-normalisation residual block (HINet's half-instance norm, or a tile-independent norm).
 
     ``h = LReLU(conv3(x))``; split h into halves h₁, h₂;
-    ``y = x + LReLU(conv3(cat[IN(h₁), h₂]))`` with affine InstanceNorm on h₁ only.
+    ``y = x + LReLU(conv3(cat[N(h₁), h₂]))`` with the affine normalisation N (`half_norm`) on h₁ only.
 
     Args:
         channels: C (input = output width).
         slope: LeakyReLU negative slope.
+        norm: ``instance`` (HINet), ``layer`` or ``batch`` (see `half_norm`).
 
     Shape:
         (B, C, H, W) → (B, C, H, W).
     """
 
-    def __init__(self, channels: int, slope: float = 0.2) -> None:
+    def __init__(self, channels: int, slope: float = 0.2, norm: NormKind = "instance") -> None:
         super().__init__()
         self.conv1 = conv3x3(channels, channels)
         self.conv2 = conv3x3(channels, channels)
         self.split_at = channels // 2  # not `half`: that would shadow nn.Module.half()
-        self.norm = nn.InstanceNorm2d(self.split_at, affine=True)
+        self.norm = half_norm(norm, self.split_at)
         self.act = nn.LeakyReLU(slope)
 
     def forward(self, x: Tensor) -> Tensor:

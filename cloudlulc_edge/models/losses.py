@@ -119,19 +119,39 @@ class SemanticAnchorLoss(nn.Module):
 
 
 def segmentation_ce(
-    logits: Tensor, labels: Tensor, weight: Tensor | None = None, ignore_index: int = IGNORE_INDEX
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    soft: Tensor | None = None,
+    soft_weight: float = 0.0,
 ) -> Tensor:
     """Cross-entropy over labelled pixels, in fp32; 0 (with a gradient path) for an all-ignore batch.
+
+    With soft targets (distillation) the target of a labelled pixel is
+    ``t = (1 − λ_s)·onehot(y) + λ_s·p`` and the loss ``Σ_pix w_y·(−Σ_k t_k log q_k) / Σ_pix w_y``:
+    the hard-label CE at λ_s = 0 (PyTorch's weighted mean), the teacher's distribution at λ_s = 1.
+    The class weight of the hard label weights the pixel in both cases.
 
     Args:
         logits: (B, K, H, W).
         labels: (B, H, W) int64, ``ignore_index`` for unlabelled pixels.
         weight: Optional (K,) class weights.
         ignore_index: Label value excluded.
+        soft: Optional (B, K, H, W) teacher probabilities.
+        soft_weight: λ_s in [0, 1] (ignored without ``soft``).
     """
-    if bool((labels != ignore_index).any()):
+    labelled = labels != ignore_index
+    if not bool(labelled.any()):
+        return logits.float().sum() * 0.0  # CE would be 0/0 = NaN
+    if soft is None or soft_weight == 0.0:
         return F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=ignore_index)
-    return logits.float().sum() * 0.0  # CE would be 0/0 = NaN
+    safe = torch.where(labelled, labels, 0)
+    onehot = F.one_hot(safe, logits.shape[1]).permute(0, 3, 1, 2).float()
+    target = (1.0 - soft_weight) * onehot + soft_weight * soft.float()
+    per_pixel = -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1)  # (B, H, W)
+    pixel_weight = labelled.float() if weight is None else weight.float()[safe] * labelled
+    return (per_pixel * pixel_weight).sum() / pixel_weight.sum().clamp_min(1e-12)
 
 
 class LossTerms(NamedTuple):
@@ -161,9 +181,11 @@ class CloudLULCLoss(nn.Module):
         learnable_anchors: Learn E.
         class_weights: Optional (K,) CE class weights.
         ignore_index: Label value excluded everywhere.
+        soft_weight: λ_s of the distillation target (see `segmentation_ce`).
 
     Shape:
-        logits (B, K, H, W), latent (B, D_t, h, w), labels (B, H, W) int64 → `LossTerms`.
+        logits (B, K, H, W), latent (B, D_t, h, w), labels (B, H, W) int64, soft (B, K, H, W) or
+        None → `LossTerms`.
     """
 
     def __init__(
@@ -175,18 +197,20 @@ class CloudLULCLoss(nn.Module):
         learnable_anchors: bool = False,
         class_weights: Tensor | None = None,
         ignore_index: int = IGNORE_INDEX,
+        soft_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.anchor_loss = SemanticAnchorLoss(latent_dim, num_classes, learnable_anchors, ignore_index=ignore_index)
         self.anchor_weight = anchor_weight
+        self.soft_weight = soft_weight
         self.proto_weight = proto_weight
         self.ignore_index = ignore_index
         self.register_buffer("class_weights", class_weights)
 
-    def forward(self, logits: Tensor, latent: Tensor, labels: Tensor) -> LossTerms:
+    def forward(self, logits: Tensor, latent: Tensor, labels: Tensor, soft: Tensor | None = None) -> LossTerms:
         """Computes the weighted total loss."""
         weights = self.class_weights if isinstance(self.class_weights, Tensor) else None
-        ce = segmentation_ce(logits, labels, weights, self.ignore_index)
+        ce = segmentation_ce(logits, labels, weights, self.ignore_index, soft, self.soft_weight)
         if self.anchor_weight == 0.0:
             zero = ce.new_zeros(())
             return LossTerms(ce, ce, zero, zero)

@@ -70,8 +70,8 @@ class CloudLULCNet(LULCModel):
         cfg = (config or CloudLULCNetConfig()).override(**overrides)
         self.config = cfg
         d = cfg.width
-        self.optical_encoder = ModalityEncoder(cfg.s2_channels, d, cfg.encoder_blocks)
-        self.sar_encoder = ModalityEncoder(cfg.s1_channels, d, cfg.encoder_blocks)
+        self.optical_encoder = ModalityEncoder(cfg.s2_channels, d, cfg.encoder_blocks, cfg.norm)
+        self.sar_encoder = ModalityEncoder(cfg.s1_channels, d, cfg.encoder_blocks, cfg.norm)
         # Learned stand-ins for SAR features where S1 is absent (one per encoder level).
         self.sar_missing = nn.ParameterList([nn.Parameter(torch.zeros(1, c, 1, 1)) for c in (d // 2, d, d)])
         self.orm = (
@@ -89,7 +89,11 @@ class CloudLULCNet(LULCModel):
             use_choi=cfg.use_choi,
             depthwise_chi=cfg.depthwise_chi,
             spectral_impl=cfg.spectral_impl,
-            spectral_linear=cfg.spectral_linear,
+            spectral=cfg.spectral,
+            spectral_window=cfg.spectral_window,
+            norm=cfg.norm,
+            choi_descriptor=cfg.choi_descriptor,
+            choi_window=cfg.choi_window,
         )
         self.usmt = SemanticMappingTransformer(
             d,
@@ -98,8 +102,10 @@ class CloudLULCNet(LULCModel):
             cfg.usmt_heads,
             cfg.mlp_ratio,
             num_class_queries=cfg.num_classes if cfg.class_queries else 0,
+            attention=cfg.usmt_attention,
+            window=cfg.usmt_window,
         )
-        self.decoder = Decoder(d, cfg.token_dim, cfg.num_classes, cfg.decoder_blocks)
+        self.decoder = Decoder(d, cfg.token_dim, cfg.num_classes, cfg.decoder_blocks, cfg.norm)
 
     def _sar_features(self, s1: Tensor | None, s1_valid: Tensor | None, like: EncoderFeatures) -> EncoderFeatures:
         """SAR encoder output, with learned embeddings where S1 is missing (see module docstring)."""

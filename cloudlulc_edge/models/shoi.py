@@ -7,7 +7,12 @@ Two forms, both with orders 1..O:
   and gates it with a recursively evolved guide, ``P_k = LN_c(φ_{k−1}(P_{k−1})) ⊙ g_{k−1}``,
   ``g_k = ψ_k(g_{k−1})``; output ``a' = a + P_O``, ``g' = g_{O−1}``.
 * `GeneralisedSHOI` (edge profile): the same recursion on a reduced width c_h with depthwise φ/ψ,
-  all order outputs fused by a 1×1 conv + GroupNorm, expanded, and added to both streams.
+  all order outputs fused by a 1×1 conv + a normalisation (GroupNorm(1) in the paper-faithful
+  form; per-pixel channel LayerNorm in the tile-independent one), expanded, and added to both
+  streams.
+
+The spectral term seeding order 1 has three forms (`spectral.SpectralForm`): circular (SHIP),
+linear (zero-padded) and local (windowed, tile-independent).
 
 Each order step is one call of the fused op `cloudlulc_edge.kernels.norm_gate` (channel
 LayerNorm → gate by the guide → residual at the last order).
@@ -19,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from cloudlulc_edge import kernels as K
-from cloudlulc_edge.models.layers import ConvPair, LayerNorm2d, conv1x1
-from cloudlulc_edge.models.spectral import CircularConv2d, SpectralImpl
+from cloudlulc_edge.models.layers import ConvPair, LayerNorm2d, NormKind, conv1x1
+from cloudlulc_edge.models.spectral import SpectralForm, SpectralImpl, SpectralTerm
 
 __all__ = ["GeneralisedSHOI", "SpatialHighOrderInteraction"]
 
@@ -28,12 +33,14 @@ __all__ = ["GeneralisedSHOI", "SpatialHighOrderInteraction"]
 class _OrderRecursion(nn.Module):
     """The shared high-order recursion: O LayerNorms, O−1 φ and O−1 ψ transforms."""
 
-    def __init__(self, channels: int, order: int, depthwise: bool, spectral_impl: SpectralImpl, linear: bool) -> None:
+    def __init__(
+        self, channels: int, order: int, depthwise: bool, spectral_impl: SpectralImpl, form: SpectralForm, window: int
+    ) -> None:
         super().__init__()
         if order < 1:
             raise ValueError(f"interaction order must be >= 1, got {order}")
         self.order = order
-        self.spectral = CircularConv2d(spectral_impl, linear)
+        self.spectral = SpectralTerm(spectral_impl, form, window)
         self.norms = nn.ModuleList([LayerNorm2d(channels) for _ in range(order)])
         self.phi = nn.ModuleList([ConvPair(channels, depthwise) for _ in range(order - 1)])
         self.psi = nn.ModuleList([ConvPair(channels, depthwise) for _ in range(order - 1)])
@@ -72,17 +79,26 @@ class SpatialHighOrderInteraction(nn.Module):
         channels: Fusion width C.
         order: Maximum interaction order O (≥ 1).
         spectral_impl: ``fft`` or ``matmul`` (see `spectral`).
-        linear: Zero-pad the spectral term to avoid wrap-around.
+        spectral: Form of the spectral term: ``circular``, ``linear`` or ``local``.
+        spectral_window: Window side of the ``local`` form.
+        norm: Unused here (the recursion's LayerNorms are per pixel); accepted so both SHOI kinds
+            take the same arguments.
 
     Shape:
         a (B, C, h, w), g (B, C, h, w) → (a', g'), both (B, C, h, w).
     """
 
     def __init__(
-        self, channels: int, order: int = 4, spectral_impl: SpectralImpl = "fft", linear: bool = False
+        self,
+        channels: int,
+        order: int = 4,
+        spectral_impl: SpectralImpl = "fft",
+        spectral: SpectralForm = "circular",
+        spectral_window: int = 7,
+        norm: NormKind = "instance",
     ) -> None:
         super().__init__()
-        self.recursion = _OrderRecursion(channels, order, False, spectral_impl, linear)
+        self.recursion = _OrderRecursion(channels, order, False, spectral_impl, spectral, spectral_window)
 
     @property
     def order(self) -> int:
@@ -99,30 +115,40 @@ class GeneralisedSHOI(nn.Module):
     """Cheaper SHOI for the edge profile (`model.md` §6.5).
 
     Reduces both streams to ``c_h = max(C/4, 16)`` channels, runs the order recursion with
-    depthwise φ/ψ, fuses ``cat[P_1..P_O]`` with ``Conv1x1(O·c_h → c_h)`` + GroupNorm(1) (weight
+    depthwise φ/ψ, fuses ``cat[P_1..P_O]`` with ``Conv1x1(O·c_h → c_h)`` + a normalisation (weight
     initialised to 0.01, so the block starts near identity), expands with ``Conv1x1 + ReLU`` to Y
-    and adds Y to both streams.
+    and adds Y to both streams. The normalisation is GroupNorm(1) (statistics over the whole
+    tile) for ``norm="instance"``, the paper-faithful form, and a per-pixel channel LayerNorm
+    otherwise (no tile statistics).
 
     Args:
         channels: Fusion width C.
         order: Maximum interaction order O.
         spectral_impl: ``fft`` or ``matmul``.
-        linear: Zero-pad the spectral term.
+        spectral: Form of the spectral term: ``circular``, ``linear`` or ``local``.
+        spectral_window: Window side of the ``local`` form.
+        norm: ``instance`` (GroupNorm(1) after the fusion) or ``layer``/``batch`` (per-pixel LayerNorm).
 
     Shape:
         a (B, C, h, w), g (B, C, h, w) → (a + Y, g + Y).
     """
 
     def __init__(
-        self, channels: int, order: int = 4, spectral_impl: SpectralImpl = "fft", linear: bool = False
+        self,
+        channels: int,
+        order: int = 4,
+        spectral_impl: SpectralImpl = "fft",
+        spectral: SpectralForm = "circular",
+        spectral_window: int = 7,
+        norm: NormKind = "instance",
     ) -> None:
         super().__init__()
         hidden = max(channels // 4, 16)
         self.reduce_a = conv1x1(channels, hidden)
         self.reduce_g = conv1x1(channels, hidden)
-        self.recursion = _OrderRecursion(hidden, order, True, spectral_impl, linear)
+        self.recursion = _OrderRecursion(hidden, order, True, spectral_impl, spectral, spectral_window)
         self.fuse = conv1x1(order * hidden, hidden)
-        self.norm = nn.GroupNorm(1, hidden)
+        self.norm: nn.GroupNorm | LayerNorm2d = nn.GroupNorm(1, hidden) if norm == "instance" else LayerNorm2d(hidden)
         nn.init.constant_(self.norm.weight, 0.01)
         self.expand = nn.Sequential(conv1x1(hidden, channels), nn.ReLU())
 

@@ -11,8 +11,19 @@ same channel of ``g``: a global, cross-modal spatial interaction at O(HW log HW)
   6·n³ multiply-adds per n×n transform; the choice for TensorRT 10.x / Jetson engines.
 
 Both compute in float32 even under autocast (FFT numerics in half precision are poor).
-``linear=True`` zero-pads to 2H×2W first, giving a linear ("same", centred) convolution without
-wrap-around.
+
+Three forms (`SpectralForm`, the ``spectral`` field of the model configuration):
+
+* ``circular`` (SHIP, the paper): ``a ⊛ g`` with wrap-around: the tile's left edge influences its
+  right edge.
+* ``linear``: zero-padded to 2H×2W first, the centred ("same") linear convolution. No wrap-around,
+  but still tile-global: every output pixel sums over every pixel of both maps, so the answer
+  changes with where the tile grid falls.
+* ``local``: the same convolution restricted to a (2r+1)² window around each pixel,
+  ``y[m] = mean_{|d|≤r} a[m − d] · g[m + d]`` (the centred convolution ``(a ⊛ g)[2m]`` summed over
+  the pairs within r of m). Translation-equivariant with a bounded receptive field, so a tiled
+  map equals a whole-scene map away from the tile borders; plain Slice/Mul/Add in every runtime.
+  The tile-independent edge profile uses it (`model.md` §6.5 reconstruction choice).
 """
 
 from __future__ import annotations
@@ -24,9 +35,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CircularConv2d", "SpectralImpl", "circular_conv2d", "circular_conv2d_direct"]
+__all__ = [
+    "SpectralForm",
+    "SpectralImpl",
+    "SpectralTerm",
+    "circular_conv2d",
+    "circular_conv2d_direct",
+    "local_conv2d",
+]
 
 SpectralImpl = Literal["fft", "matmul"]
+SpectralForm = Literal["circular", "linear", "local"]
 
 
 def _dft_matrices(n: int, device: torch.device, half: bool) -> tuple[Tensor, Tensor]:
@@ -119,28 +138,69 @@ def circular_conv2d(a: Tensor, g: Tensor, impl: SpectralImpl = "fft", linear: bo
     return out
 
 
-class CircularConv2d(nn.Module):
-    """`circular_conv2d` as a (parameter-free) module.
+def local_conv2d(a: Tensor, g: Tensor, window: int) -> Tensor:
+    """Windowed centred convolution ``y[m] = mean_{|d|≤r} a[m − d] · g[m + d]``, r = window // 2.
+
+    Positions outside the map count as zeros (and still count in the mean, so every output pixel
+    averages the same number of products and no per-pixel statistic depends on the tile border).
+
+    Args:
+        a: (B, C, H, W) main-stream features.
+        g: (B, C, H, W) guide features (same shape).
+        window: Odd window side 2r + 1 (1: the plain product ``a ⊙ g``).
+
+    Returns:
+        (B, C, H, W) float32.
+
+    Raises:
+        ValueError: Shapes differ or the window is not a positive odd number.
+    """
+    if a.shape != g.shape:
+        raise ValueError(f"spectral term needs equal shapes, got {tuple(a.shape)} and {tuple(g.shape)}")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"the local spectral window must be a positive odd number, got {window}")
+    r = window // 2
+    h, w = a.shape[-2:]
+    a32 = F.pad(a.float(), (r, r, r, r))
+    g32 = F.pad(g.float(), (r, r, r, r))
+    out = torch.zeros(a.shape, dtype=torch.float32, device=a.device)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # a[m − d] sits at padded index m + r − d, g[m + d] at m + r + d.
+            out = out + (a32[..., r - dy : r - dy + h, r - dx : r - dx + w]
+                         * g32[..., r + dy : r + dy + h, r + dx : r + dx + w])  # fmt: skip
+    return out / float(window * window)
+
+
+class SpectralTerm(nn.Module):
+    """The spectral term as a (parameter-free) module, in one of the three `SpectralForm` forms.
 
     Being a module gives the spectral term its own name scope in exported graphs
     (``….recursion.spectral``), which is how the export keeps it out of INT8.
 
     Args:
-        spectral_impl: ``fft`` or ``matmul``; exports may switch it on a copy of the model.
-        linear: Zero-pad to avoid wrap-around.
+        spectral_impl: ``fft`` or ``matmul`` (circular and linear forms); exports may switch it on a
+            copy of the model.
+        form: ``circular``, ``linear`` or ``local`` (see the module docstring).
+        window: Window side of the ``local`` form (odd).
 
     Shape:
         a (B, C, H, W), g (B, C, H, W) → (B, C, H, W) float32.
     """
 
-    def __init__(self, spectral_impl: SpectralImpl = "fft", linear: bool = False) -> None:
+    def __init__(self, spectral_impl: SpectralImpl = "fft", form: SpectralForm = "circular", window: int = 7) -> None:
         super().__init__()
+        if form not in ("circular", "linear", "local"):
+            raise ValueError(f"unknown spectral form {form!r}; use circular, linear or local")
         self.spectral_impl: SpectralImpl = spectral_impl
-        self.linear = linear
+        self.form: SpectralForm = form
+        self.window = window
 
     def forward(self, a: Tensor, g: Tensor) -> Tensor:
-        """Returns ``a ⊛ g``."""
-        return circular_conv2d(a, g, self.spectral_impl, self.linear)
+        """Returns ``a ⊛ g`` in the configured form."""
+        if self.form == "local":
+            return local_conv2d(a, g, self.window)
+        return circular_conv2d(a, g, self.spectral_impl, self.form == "linear")
 
 
 def circular_conv2d_direct(a: Tensor, g: Tensor) -> Tensor:

@@ -1,18 +1,25 @@
-"""Registered model variants: CloudLULC-Net profiles and the baselines.
+"""The registered model variants, one table (`VARIANT_CONFIGS`): CloudLULC-Net profiles and the baselines.
 
 | name | D | D_t | O | N | L | SHOI | use |
 |---|---|---|---|---|---|---|---|
 | ``cloudlulc_net`` | 64 | 256 | 4 | 3 | 4 | full (SHIP) | paper-scale reconstruction |
-| ``cloudlulc_edge`` | 32 | 128 | 4 | 2 | 2 | generalised, depthwise | Jetson FP16/INT8 |
+| ``cloudlulc_edge`` | 32 | 128 | 4 | 2 | 2 | generalised, depthwise, local forms | Jetson FP16/INT8, the default |
 | ``test_tiny`` | 8 | 16 | 2 | 1 | 1 | full | fast CPU tests |
+| ``test_tiny_local`` | 8 | 16 | 2 | 1 | 1 | full, local forms | fast CPU tests of the tile-independent forms |
 
 ``cloudlulc_edge`` halves the width, which quarters the cost of every dense convolution (most of
 the FLOPs sit in the encoders and decoder at full and half resolution), keeps the paper's O = 4
 orders but in the generalised SHOI (reduced to 16 channels, depthwise φ/ψ), uses N = 2 blocks,
-depthwise χ and 1×1 InvBlock sub-networks, and two transformer blocks at D_t = 128. Its spectral
-term uses the DFT-as-matmul implementation so the same graph builds on TensorRT 10.x (JetPack 6/7,
-which cannot parse ONNX ``DFT``). The memory and FLOP figures behind this choice are produced by
-``python -m cloudlulc_edge.bench.model_cost`` and tabulated in the README.
+depthwise χ and 1×1 InvBlock sub-networks, and two transformer blocks at D_t = 128. It is also
+**tile-independent** (`CloudLULCNetConfig.tile_independent`): per-pixel LayerNorm instead of
+InstanceNorm/GroupNorm, CHOI's channel descriptor over a 7 × 7 window, the windowed (``local``)
+spectral term instead of the circular FFT convolution, and 5 × 5 neighbourhood attention in USMT,
+so a map does not change with where the tile grid falls (`cloudlulc_edge.tile_dependence`
+measures it). The local spectral term is plain Slice/Mul/Add, so the graph builds on TensorRT 10.x
+(JetPack 6/7, which cannot parse ONNX ``DFT``) without the DFT-as-matmul detour. The memory and
+FLOP figures behind these choices are produced by ``python -m cloudlulc_edge.bench.model_cost``.
+``cloudlulc_net`` and ``test_tiny`` keep the paper's forms for training and evaluation on
+CloudLULC-Set; ``test_tiny_local`` is ``test_tiny`` in the local forms.
 
 Baselines (`model.md` §13), trained and evaluated with the same loop, cards and pipeline:
 
@@ -26,17 +33,13 @@ Baselines (`model.md` §13), trained and evaluated with the same loop, cards and
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from cloudlulc_edge.models._registry import register_model
-from cloudlulc_edge.models.base import LULCModel, ModelConfig
+from cloudlulc_edge.models._registry import register_variant
+from cloudlulc_edge.models.base import ModelConfig
 from cloudlulc_edge.models.config import CloudLULCNetConfig
-from cloudlulc_edge.models.net import CloudLULCNet
-from cloudlulc_edge.models.recon_first import ReconstructionFirst, ReconstructionFirstConfig
-from cloudlulc_edge.models.unet import UNet, UNetConfig
+from cloudlulc_edge.models.recon_first import ReconstructionFirstConfig
+from cloudlulc_edge.models.unet import UNetConfig
 
-__all__ = ["VARIANT_CONFIGS", "cloudlulc_edge", "cloudlulc_net", "recon_first", "test_tiny", "unet_early",
-           "unet_s1", "unet_s2"]  # fmt: skip
+__all__ = ["VARIANT_CONFIGS"]
 
 #: Default configuration of each variant (what the model card records before overrides).
 VARIANT_CONFIGS: dict[str, ModelConfig] = {
@@ -54,6 +57,13 @@ VARIANT_CONFIGS: dict[str, ModelConfig] = {
         depthwise_chi=True,
         invblock_subnet="conv1x1",
         spectral_impl="matmul",
+        spectral="local",
+        spectral_window=7,
+        norm="layer",
+        choi_descriptor="local",
+        choi_window=7,
+        usmt_attention="neighbourhood",
+        usmt_window=5,
     ),
     "test_tiny": CloudLULCNetConfig(
         width=8,
@@ -67,6 +77,25 @@ VARIANT_CONFIGS: dict[str, ModelConfig] = {
         decoder_blocks=1,
         invblock_subnet="conv1x1",
     ),
+    "test_tiny_local": CloudLULCNetConfig(
+        width=8,
+        token_dim=16,
+        order=2,
+        num_blocks=1,
+        usmt_depth=1,
+        usmt_heads=2,
+        mlp_ratio=2.0,
+        encoder_blocks=1,
+        decoder_blocks=1,
+        invblock_subnet="conv1x1",
+        spectral="local",
+        spectral_window=3,
+        norm="layer",
+        choi_descriptor="local",
+        choi_window=3,
+        usmt_attention="neighbourhood",
+        usmt_window=3,
+    ),
     "unet_s2": UNetConfig(inputs="s2"),
     "unet_s1": UNetConfig(inputs="s1"),
     "unet_early": UNetConfig(inputs="early"),
@@ -74,52 +103,5 @@ VARIANT_CONFIGS: dict[str, ModelConfig] = {
 }
 
 
-_Model = TypeVar("_Model", bound=LULCModel)
-
-
-def _build(name: str, model_type: type[_Model], overrides: dict[str, Any]) -> _Model:
-    model = model_type(VARIANT_CONFIGS[name], **overrides)
-    model.variant = name  # recorded in the model card
-    return model
-
-
-@register_model
-def cloudlulc_net(**overrides: Any) -> CloudLULCNet:
-    """Paper-scale reconstruction: D = 64, D_t = 256, O = 4, N = 3, L = 4 (`model.md` §2)."""
-    return _build("cloudlulc_net", CloudLULCNet, overrides)
-
-
-@register_model
-def cloudlulc_edge(**overrides: Any) -> CloudLULCNet:
-    """Jetson profile: D = 32, generalised SHOI with O = 4, N = 2, L = 2, DFT-as-matmul."""
-    return _build("cloudlulc_edge", CloudLULCNet, overrides)
-
-
-@register_model
-def test_tiny(**overrides: Any) -> CloudLULCNet:
-    """Toy widths for CPU tests: D = 8, O = 2, N = 1, L = 1."""
-    return _build("test_tiny", CloudLULCNet, overrides)
-
-
-@register_model
-def unet_s2(**overrides: Any) -> UNet:
-    """S2-only baseline: UNet on the 12 (cloudy) optical bands."""
-    return _build("unet_s2", UNet, overrides)
-
-
-@register_model
-def unet_s1(**overrides: Any) -> UNet:
-    """S1-only baseline: UNet on [VV, VH]."""
-    return _build("unet_s1", UNet, overrides)
-
-
-@register_model
-def unet_early(**overrides: Any) -> UNet:
-    """Early-fusion baseline: UNet on the 14 concatenated S2 + S1 channels."""
-    return _build("unet_early", UNet, overrides)
-
-
-@register_model
-def recon_first(**overrides: Any) -> ReconstructionFirst:
-    """Reconstruction-first baseline: SAR-assisted cloud removal, then a UNet on its output."""
-    return _build("recon_first", ReconstructionFirst, overrides)
+for _name, _config in VARIANT_CONFIGS.items():
+    register_variant(_name, _config)

@@ -8,12 +8,16 @@
     order = 3
 
 Overrides use the same keys (``epochs=3``, ``model.order=3``); values are parsed as JSON when they
-parse (numbers, booleans, lists), as text otherwise.
+parse (numbers, booleans, lists), as text otherwise. Text values may name environment variables as
+``${NAME}`` (the packaged config takes its data folder from ``${CLOUDLULC_DATA}``); an unset
+variable is a `ConfigError` that says which one to set.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,6 +35,7 @@ __all__ = ["ConfigError", "TrainConfig", "load_config"]
 
 #: Fields held as tuples (lists in JSON and TOML).
 _TUPLE_FIELDS = ("betas", "cloud_cover", "val_covers")
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(CloudLULCError):
@@ -81,6 +86,22 @@ class TrainConfig:
         recon_segment_on: What the ``recon_first`` segmenter trains on: ``reconstruction`` (its
             stage-1 output, gradient stopped) or ``clear`` (the cloud-free image); see
             `cloudlulc_edge.training.objectives`.
+        label_rule: ``raw`` teacher labels or ``water`` (open water relabelled by the physics rule
+            of `cloudlulc_edge.data.label_rules`; ``bigearthnet_dw``).
+        soft_weight: λ_s of the distillation target ``(1 − λ_s)·onehot(Y) + λ_s·P_teacher`` (0: hard
+            labels only; > 0 needs a dataset with soft targets, ``bigearthnet_dw``).
+        class_weighting: ``none`` or ``inverse_sqrt`` (per-class loss weights ∝ 1/√frequency over
+            the training labels, normalised to a pixel mean of 1).
+        s1_drop: Probability that a training sample loses all of S1 (the missing-SAR path).
+        s1_partial_drop: Probability that a training sample loses S1 in a random rectangle
+            (partial coverage: swath edges, layover/shadow).
+        s2_drop: Probability that a training sample loses all of S2 (SAR must carry the map).
+        train_split: ``train`` (BigEarthNet's split, validated on ``val``) or ``all`` (every patch,
+            no validation; the packaged default) for ``bigearthnet_dw``.
+        cv_folds: Cross-validation folds (0: off); with ``cv_fold`` the run trains on every patch
+            outside fold ``cv_fold`` (`cloudlulc_edge.data.folds`), without validation.
+        cv_fold: The held-out fold (0-based).
+        val_every: Validate every this many epochs (and at the last).
     """
 
     data_root: str = ""
@@ -114,6 +135,16 @@ class TrainConfig:
     val_covers: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
     recon_weight: float = 1.0
     recon_segment_on: str = "reconstruction"
+    label_rule: str = "raw"
+    soft_weight: float = 0.0
+    class_weighting: str = "none"
+    s1_drop: float = 0.0
+    s1_partial_drop: float = 0.0
+    s2_drop: float = 0.0
+    train_split: str = "train"
+    cv_folds: int = 0
+    cv_fold: int = 0
+    val_every: int = 1
 
     def validate(self) -> None:
         """Raises `ConfigError` naming the first bad value."""
@@ -146,6 +177,34 @@ class TrainConfig:
                 self.recon_segment_on in ("reconstruction", "clear"),
                 f"recon_segment_on must be reconstruction or clear, got {self.recon_segment_on!r}",
             ),
+            (self.label_rule in ("raw", "water"), f"label_rule must be raw or water, got {self.label_rule!r}"),
+            (0.0 <= self.soft_weight <= 1.0, f"soft_weight must lie in [0, 1], got {self.soft_weight}"),
+            (
+                self.soft_weight == 0.0 or self.dataset == "bigearthnet_dw",
+                "soft_weight > 0 needs soft targets (dataset bigearthnet_dw)",
+            ),
+            (
+                self.class_weighting in ("none", "inverse_sqrt"),
+                f"class_weighting must be none or inverse_sqrt, got {self.class_weighting!r}",
+            ),
+            *(
+                (0.0 <= p <= 1.0, f"{name} must be a probability in [0, 1], got {p}")
+                for name, p in (
+                    ("s1_drop", self.s1_drop),
+                    ("s1_partial_drop", self.s1_partial_drop),
+                    ("s2_drop", self.s2_drop),
+                )
+            ),
+            (self.train_split in ("train", "all"), f"train_split must be train or all, got {self.train_split!r}"),
+            (
+                self.cv_folds == 0 or (self.cv_folds >= 2 and 0 <= self.cv_fold < self.cv_folds),
+                f"cv_folds must be 0 or ≥ 2 with 0 ≤ cv_fold < cv_folds, got {self.cv_folds}/{self.cv_fold}",
+            ),
+            (
+                self.cv_folds == 0 or (self.dataset == "bigearthnet_dw" and self.train_split == "all"),
+                "cross-validation folds are drawn from every patch: needs dataset bigearthnet_dw and train_split all",
+            ),
+            (self.val_every >= 1, f"val_every must be ≥ 1, got {self.val_every}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -164,6 +223,25 @@ class TrainConfig:
         """
         values: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in data.items()}
         return cls(**values)
+
+
+def _expand(value: Any, path: str | Path | None) -> Any:
+    """``${NAME}`` in text values replaced by the environment variable (recursively in lists and tables)."""
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"the configuration uses ${{{name}}}: set the environment variable {name} "
+                                  f"(e.g. {name}=/path/to/data) or override the option with --set", path)  # fmt: skip
+            return os.environ[name]
+
+        return _ENV_VAR.sub(lookup, value)
+    if isinstance(value, list):
+        return [_expand(v, path) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, path) for k, v in value.items()}
+    return value
 
 
 def _parse_value(text: str) -> Any:
@@ -196,6 +274,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             data.setdefault("model", {})[key.removeprefix("model.")] = _parse_value(value)
         else:
             data[key] = _parse_value(value)
+    data = {k: _expand(v, path) for k, v in data.items()}
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from cloudlulc_edge.training.datasets import SampleSource
 from cloudlulc_edge.training.loop import predict_classes
 from cloudlulc_edge.training.metrics import StratifiedMetrics
 
-__all__ = ["evaluate", "write_report"]
+__all__ = ["EvaluationRequest", "evaluate", "evaluate_checkpoint", "render_markdown", "write_report"]
 
 log = logging.getLogger(__name__)
 #: Reference figures of the paper (CloudLULC-Net on the CloudLULC-Set test split).
@@ -151,3 +153,66 @@ def write_report(report: dict[str, Any], out_dir: str | Path, title: str = "Eval
     except ImportError as exc:  # matplotlib is the `bench` extra
         log.warning("figures not written (%s); install the 'bench' extra", exc)
     return paths
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What ``cloudlulc-edge evaluate`` asks for.
+
+    Attributes:
+        checkpoint: Checkpoint directory (model card + weights).
+        data_root: CloudLULC-Set root, or the BigEarthNet + dw-labels folder.
+        out: Folder for ``metrics.json``, ``metrics.md`` and the figures.
+        split: ``train``, ``val`` or ``test``.
+        dataset: ``cloudlulc_set`` or ``bigearthnet_dw``.
+        cloud_donor: Cloudy L2A SAFE (``bigearthnet_dw``).
+        covers: Simulated cloud covers (``bigearthnet_dw``).
+        label_scheme: CloudLULC-Set label ids.
+        s2_offset: DN offset of the optical files.
+        s1_units: ``db`` or ``linear``.
+        label_rule: ``raw`` or ``water`` labels (``bigearthnet_dw``).
+        batch_size: Samples per forward pass.
+        device: Where to run.
+        inputs: Input configuration (`loop.INPUT_CONFIGS`).
+    """
+
+    checkpoint: Path
+    data_root: Path
+    out: Path = Path("eval")
+    split: str = "test"
+    dataset: str = "cloudlulc_set"
+    cloud_donor: Path | None = None
+    covers: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8)
+    label_scheme: str = "one_based"
+    s2_offset: float = 0.0
+    s1_units: str = "db"
+    label_rule: str = "raw"
+    batch_size: int = 4
+    device: str = "cpu"
+    inputs: str = "cloudy_s2+s1"
+
+
+def evaluate_checkpoint(request: EvaluationRequest) -> tuple[dict[str, Any], dict[str, Path], str]:
+    """Loads a checkpoint, evaluates it on a split and writes the report.
+
+    Returns:
+        ``(report, written paths, title)``.
+
+    Raises:
+        ConfigError: Invalid options.
+        ModelCardError: A bad checkpoint.
+        DatasetError: Malformed data (naming the file).
+    """
+    from cloudlulc_edge.models.checkpoint import load_checkpoint
+    from cloudlulc_edge.training.config import TrainConfig
+    from cloudlulc_edge.training.datasets import evaluation_set
+
+    cfg = TrainConfig(data_root=str(request.data_root), dataset=request.dataset,
+                      cloud_donor=str(request.cloud_donor or ""), val_covers=tuple(request.covers),
+                      label_scheme=request.label_scheme, s2_offset=request.s2_offset, s1_units=request.s1_units,
+                      inputs=request.inputs, label_rule=request.label_rule)  # fmt: skip
+    cfg.validate()
+    model, card = load_checkpoint(request.checkpoint)
+    report = evaluate(model, evaluation_set(cfg, request.split), request.batch_size, request.device, request.inputs)
+    title = f"{card.variant} on {request.data_root.name} ({request.split})"
+    return report, write_report(report, request.out, title), title

@@ -7,8 +7,10 @@ alone, each sample's augmentation from ``(seed, e, index)``, and the training st
 every epoch holds the model, the objective (e.g. the anchors), the optimizer, the schedule, the
 torch RNG state and the step. ``OUTPUT/last/state.pt`` is
 written atomically (and loaded with ``weights_only=True``: no arbitrary unpickling); the
-best-on-val checkpoint goes to ``OUTPUT/best/`` as safetensors + model card; ``OUTPUT/log.jsonl``
-gets one JSON line per epoch.
+best-on-val checkpoint goes to ``OUTPUT/best/`` and the last epoch's to ``OUTPUT/final/`` (the
+checkpoint of runs without validation: cross-validation folds and the packaged default, which
+select nothing on held-out data), both as safetensors + model card; ``OUTPUT/log.jsonl`` gets one
+JSON line per epoch.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from cloudlulc_edge.models.checkpoint import save_checkpoint
 from cloudlulc_edge.training.config import ConfigError, TrainConfig
 from cloudlulc_edge.training.datasets import SampleSource, build_datasets, data_description
 from cloudlulc_edge.training.metrics import ConfusionMatrix
-from cloudlulc_edge.training.objectives import Objective, build_objective
+from cloudlulc_edge.training.objectives import Objective, build_objective, class_weights
 
 __all__ = ["INPUT_CONFIGS", "RECORD_FIELDS", "TrainResult", "autocast_for", "collate", "loss_terms", "lr_factor",
-           "optimisation_step", "predict_classes", "predict_logits", "train"]  # fmt: skip
+           "optimisation_step", "predict_classes", "predict_logits", "train", "train_from_config"]  # fmt: skip
 
 #: Input configurations of the paper's Fig. 12.
 INPUT_CONFIGS = ("cloudy_s2+s1", "cloudy_s2", "s1", "clear_s2+s1")
@@ -61,6 +63,8 @@ class TrainResult:
         best_miou: Best validation mIoU so far (None without a validation split).
         best_checkpoint: ``OUTPUT/best`` when one was written.
         model: The trained model (eval mode).
+        final_checkpoint: ``OUTPUT/final`` (the last epoch) once the run is complete.
+        epochs: Epochs the configuration asks for.
     """
 
     epochs_run: int
@@ -68,6 +72,8 @@ class TrainResult:
     best_miou: float | None
     best_checkpoint: Path | None
     model: LULCModel
+    final_checkpoint: Path | None = None
+    epochs: int = 0
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str, power: float) -> float:
@@ -109,6 +115,9 @@ def collate(samples: list[Sample], device: torch.device, inputs: str = "cloudy_s
         "s1_valid": stack("s1_valid")[:, None].float(),
         "label": stack("label"),
     }
+    soft = [s.soft for s in samples if s.soft is not None]
+    if len(soft) == len(samples):
+        batch["soft"] = torch.from_numpy(np.stack(soft)).to(device)
     if inputs == "cloudy_s2":
         batch["s1"], batch["s1_valid"] = torch.zeros_like(batch["s1"]), torch.zeros_like(batch["s1_valid"])
     elif inputs == "s1":
@@ -235,9 +244,12 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
     if not isinstance(built, LULCModel):
         raise ConfigError(f"variant {cfg.variant!r} is not a mapping network of this package")
     model = built.to(device)
-    loss_fn = build_objective(model, cfg).to(device)
     data = build_datasets(cfg)
     train_set, val_set = data.train, data.val
+    weights = None
+    if cfg.class_weighting != "none":  # one pass over the training labels
+        weights = class_weights(_label_counts(train_set, model.config.num_classes), cfg.class_weighting)
+    loss_fn = build_objective(model, cfg, weights).to(device)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     params = [p for p in (*model.parameters(), *loss_fn.parameters()) if p.requires_grad]
@@ -278,7 +290,8 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
             step += 1
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
-        miou = _validate(model, val_set, cfg, device)
+        due = (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs
+        miou = _validate(model, val_set, cfg, device) if due else None
         improved = miou is not None and (best is None or miou > best)
         if improved:
             best = miou
@@ -293,9 +306,42 @@ def train(cfg: TrainConfig, resume: bool = True, on_epoch: Callable[[dict[str, A
         if on_epoch is not None:
             on_epoch(record)
     model.eval()
+    final = None
+    if max(start_epoch, last) == cfg.epochs:
+        final = out / "final"
+        if not (final / "model_card.json").is_file() or last > start_epoch:
+            save_checkpoint(model, final, training={"config": cfg.to_dict(), "epoch": cfg.epochs, "val_miou": best,
+                                                    "data": data_description(cfg)})  # fmt: skip
     best_dir = out / "best"
     return TrainResult(max(0, last - start_epoch), max(start_epoch, last), best,
-                       best_dir if (best_dir / "model_card.json").is_file() else None, model)  # fmt: skip
+                       best_dir if (best_dir / "model_card.json").is_file() else None, model, final,
+                       cfg.epochs)  # fmt: skip
+
+
+def train_from_config(
+    path: str | Path | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """`train` on the configuration of a TOML file with ``key=value`` overrides (what ``cloudlulc-edge train`` runs).
+
+    Raises:
+        ConfigError: Unreadable or invalid configuration (an unset ``${VARIABLE}`` included).
+        DatasetError: Malformed data (naming the file).
+    """
+    from cloudlulc_edge.training.config import load_config
+
+    return train(load_config(path, overrides), resume=resume, on_epoch=on_epoch)
+
+
+def _label_counts(data: SampleSource, num_classes: int) -> Tensor:
+    """(K,) labelled pixels per class over a training set (for class weighting)."""
+    counts = torch.zeros(num_classes, dtype=torch.int64)
+    for i in range(len(data)):
+        label = torch.from_numpy(data[i].label)
+        counts += torch.bincount(label[label < num_classes], minlength=num_classes)
+    return counts
 
 
 def _compatible(state: dict[str, Any], cfg: TrainConfig) -> bool:

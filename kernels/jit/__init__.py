@@ -1,8 +1,9 @@
-"""Triton kernels and their launchers, one module per fused op.
+"""Triton kernels and their launchers, one module per fused op, named after the op.
 
 Every module here imports ``triton`` at import time, so nothing outside `cloudlulc_edge.kernels`
-imports them directly: the op modules (`reliability`, `shoi_step`, `choi_gate`) load them lazily
-through `dispatch.register_triton` on the first call that needs them.
+imports them directly: the op modules of the same name (`ops.reliability_gate`, `ops.norm_gate`,
+`ops.channel_softmax_gate`) load them lazily through `dispatch.register_triton` on the first call that
+needs them. Kernels are ``<op>_fwd_kernel`` and ``<op>_bwd_kernel``.
 
 Layout contract shared by all kernels: tensors are (B, C, H, W) and contiguous; one program owns
 a ``[BLOCK_C, BLOCK_P]`` tile with *all* channels (``BLOCK_C = next_pow2(C)``, padded lanes masked)

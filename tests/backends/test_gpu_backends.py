@@ -13,11 +13,10 @@ if not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_avail
 
 
 def test_cuda_provider_matches_cpu(tmp_path):
-    from cloudlulc_edge.export import export_onnx, input_shapes
-
-    from cloudlulc_edge.backends import ModelIdentity
     from cloudlulc_edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from cloudlulc_edge.export import export_onnx, input_shapes
     from cloudlulc_edge.models import create_model
+    from cloudlulc_edge.models.loading import ModelIdentity
 
     path = export_onnx(create_model("cloudlulc_edge"), tmp_path / "m.onnx", tile=64, max_batch=8)
     identity = ModelIdentity("cloudlulc_edge", "u", "u", 64)

@@ -8,13 +8,13 @@ import rasterio
 
 pytest.importorskip("onnxruntime", reason="needs the 'export' extra")
 
-from cloudlulc_edge.export import export_onnx
-
-from cloudlulc_edge.backends import ModelIdentity, TorchBackend
+from cloudlulc_edge.backends import TorchBackend
 from cloudlulc_edge.backends.onnxruntime_backend import OnnxRuntimeBackend, execution_providers
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export import export_onnx
 from cloudlulc_edge.io.products import scan
 from cloudlulc_edge.models import create_model
+from cloudlulc_edge.models.loading import ModelIdentity
 from cloudlulc_edge.pairing import pair_products
 from cloudlulc_edge.pipeline import MapOptions, map_plan
 
@@ -41,7 +41,7 @@ def test_backend_refuses_other_tile_sizes_and_missing_files(tmp_path):
     identity = ModelIdentity("test_tiny", "untrained", "untrained", 32)
     backend = OnnxRuntimeBackend(export_onnx(create_model("test_tiny"), tmp_path / "m.onnx", tile=32), identity)
     assert backend.tile == 32 and backend.num_classes == 6
-    from cloudlulc_edge.backends import TileBatch
+    from cloudlulc_edge.tiling import TileBatch
 
     batch = TileBatch(np.zeros((1, 12, 64, 64), np.float32), np.ones((1, 64, 64), bool), None, None, [0], [0])
     with pytest.raises(ValueError, match="32² tiles"):
@@ -66,7 +66,7 @@ def test_s2_only_tiles_match_the_models_missing_sar_path(tmp_path):
                                  ModelIdentity("test_tiny", "u", "u", 32))  # fmt: skip
     rng = np.random.default_rng(0)
     s2 = rng.random((2, 12, 32, 32), dtype=np.float32)
-    from cloudlulc_edge.backends import TileBatch
+    from cloudlulc_edge.tiling import TileBatch
 
     probs = backend.predict(TileBatch(s2, np.ones((2, 32, 32), bool), None, None, [0, 0], [0, 0]))
     with torch.no_grad():

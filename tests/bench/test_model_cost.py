@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+
 from cloudlulc_edge.bench.model_cost import count_flops, measure_variant
 from cloudlulc_edge.bench.utils import markdown_table, replace_between_markers
-
 from cloudlulc_edge.models import create_model
 
 

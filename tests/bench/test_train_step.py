@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cloudlulc_edge.bench.train_step import RECIPE_SAMPLES, estimate_gpu_seconds, measure_step, render, run
 
 

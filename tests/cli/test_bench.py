@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from cloudlulc_edge.cli import app
 from typer.testing import CliRunner
+
+from cloudlulc_edge.cli import app
 
 pytest.importorskip("matplotlib", reason="PNG plots need the 'bench' extra")
 PNG = b"\x89PNG\r\n\x1a\n"

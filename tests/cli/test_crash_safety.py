@@ -16,7 +16,18 @@ import pytest
 from rio_cogeo.cogeo import cog_validate
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
-ARGS = ["--variant", "test_tiny", "--tile", "64", "--overlap", "16", "--batch-size", "1", "--quiet"]
+ARGS = [
+    "--variant",
+    "test_tiny",
+    "--allow-untrained",
+    "--tile",
+    "64",
+    "--overlap",
+    "16",
+    "--batch-size",
+    "1",
+    "--quiet",
+]
 KILL_POINTS = 20
 
 
@@ -117,8 +128,9 @@ def test_a_full_or_read_only_disk_fails_the_scene_cleanly(bigearthnet_v1, tmp_pa
     import errno
 
     import rasterio.shutil
-    from cloudlulc_edge.cli import app
     from typer.testing import CliRunner
+
+    from cloudlulc_edge.cli import app
 
     def fail(*args, **kwargs):
         raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)))
@@ -134,8 +146,9 @@ def test_a_full_or_read_only_disk_fails_the_scene_cleanly(bigearthnet_v1, tmp_pa
 
 
 def test_an_unwritable_output_folder_is_a_usage_error_before_any_scene_is_read(bigearthnet_v1, tmp_path):
-    from cloudlulc_edge.cli import app
     from typer.testing import CliRunner
+
+    from cloudlulc_edge.cli import app
 
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")

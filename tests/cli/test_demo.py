@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import rasterio
-from cloudlulc_edge.cli import app
 from PIL import Image
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
 from cloudlulc_edge import demo
+from cloudlulc_edge.cli import app
 from cloudlulc_edge.demo import SampleDataError, extract_archive, prepare_demo_inputs
 from cloudlulc_edge.weights import default_checkpoint
 

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from cloudlulc_edge.cli import app
 from typer.testing import CliRunner
 
+from cloudlulc_edge.cli import app
 from cloudlulc_edge.deploy import ScaleOut, render_k8s_job
 from cloudlulc_edge.errors import CloudLULCError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
-RUN_ARGS = ["--variant", "test_tiny", "--tile", "64", "--overlap", "16"]
+RUN_ARGS = ["--variant", "test_tiny", "--allow-untrained", "--tile", "64", "--overlap", "16"]
 
 
 @pytest.fixture

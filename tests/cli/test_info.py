@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from cloudlulc_edge.cli import app
 from typer.testing import CliRunner
+
+from cloudlulc_edge.cli import app
 
 
 def test_info_lists_variants_and_kernels():

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from cloudlulc_edge.cli import app
 from typer.testing import CliRunner
 
+from cloudlulc_edge.cli import app
 from cloudlulc_edge.models import create_model
 from cloudlulc_edge.models.checkpoint import save_checkpoint
 

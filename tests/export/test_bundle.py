@@ -7,11 +7,11 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-from cloudlulc_edge.cli import app
-from cloudlulc_edge.export.bundle import read_manifest
 from typer.testing import CliRunner
 
+from cloudlulc_edge.cli import app
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export.bundle import read_manifest
 
 pytestmark = [
     pytest.mark.export,
@@ -28,7 +28,7 @@ def exported(tmp_path_factory):
     if not scenes.exists():
         pytest.skip(f"real sample data not available at {scenes}")
     out = tmp_path_factory.mktemp("export")
-    args = ["export", "onnx", str(out), "--variant", "test_tiny", "--tile", "64", "--max-batch", "8",
+    args = ["export", "onnx", str(out), "--variant", "test_tiny", "--allow-untrained", "--tile", "64", "--max-batch", "8",
             "--calibrate", str(scenes), "--calibration-tiles", "12"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -89,5 +89,7 @@ def test_cli_failures_exit_non_zero_with_the_reason(exported, tmp_path):
     assert "TensorRT is not importable" in result.output or "tensorrt" in result.output.lower()
     result = CliRunner().invoke(app, ["export", "onnx", str(tmp_path / "x"), "--variant", "nope"])
     assert result.exit_code != 0 and "unknown variant" in result.output
-    result = CliRunner().invoke(app, ["export", "onnx", str(tmp_path / "y"), "--variant", "test_tiny", "--tile", "40"])
+    result = CliRunner().invoke(
+        app, ["export", "onnx", str(tmp_path / "y"), "--variant", "test_tiny", "--allow-untrained", "--tile", "40"]
+    )
     assert result.exit_code == 2 and "multiple of 16" in result.output

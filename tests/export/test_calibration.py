@@ -6,15 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from cloudlulc_edge.export.calibration import CLOUD_BINS, CalibrationSet, build_calibration_set, cloud_proxy
 
-from cloudlulc_edge.backends.base import graph_inputs
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export.calibration import CLOUD_BINS, CalibrationSet, build_calibration_set, cloud_proxy
 from cloudlulc_edge.io.products import scan
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import pair_products
-from cloudlulc_edge.pipeline import iter_tile_batches
-from cloudlulc_edge.tiling import TileGrid
+from cloudlulc_edge.tiling import TileGrid, Tiler
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
 
@@ -38,12 +36,11 @@ def test_set_holds_reader_tiles_with_sources(pairs):
     pair = next(p for p in pairs if p.name == first["scene"])
     reader = SceneReader(pair.s2, pair.s1)
     try:
-        batches = iter_tile_batches(reader, TileGrid(reader.grid.height, reader.grid.width, 64, 0), 4, {"read": 0.0})
-        batch = next(b for b in batches if not isinstance(b, tuple))
+        batch = next(iter(Tiler(reader, TileGrid(reader.grid.height, reader.grid.width, 64, 0), 4)))
     finally:
         reader.close()
     i = list(zip(batch.tops, batch.lefts, strict=True)).index((first["top"], first["left"]))
-    np.testing.assert_array_equal(cal.arrays["s2"][0], graph_inputs(batch)["s2"][i])
+    np.testing.assert_array_equal(cal.arrays["s2"][0], batch.model_inputs()["s2"][i])
 
 
 def test_set_is_deterministic_and_round_trips(pairs, tmp_path):

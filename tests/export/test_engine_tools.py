@@ -7,13 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from cloudlulc_edge.errors import EngineCompatibilityError, ExportError
 from cloudlulc_edge.export.engine_builder import load_engine, read_engine_key, spectral_choice, verify_engine
 from cloudlulc_edge.export.engine_key import EngineKey, SystemIdentity, check_engine_key, read_l4t_release
 from cloudlulc_edge.export.profiles import BatchProfile, derive_profiles, profile_shapes
 from cloudlulc_edge.export.trt_plugins import aot_plugins_supported, capability_arch
 from cloudlulc_edge.export.trtexec import build_command, parse_summary, timing_command
-
-from cloudlulc_edge.errors import EngineCompatibilityError, ExportError
 from cloudlulc_edge.files import sha256_file
 
 DATA = Path(__file__).parent / "data"

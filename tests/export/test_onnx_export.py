@@ -9,12 +9,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from cloudlulc_edge.export import INPUT_NAMES, export_onnx, input_shapes
-from cloudlulc_edge.export.plugin_ops import PLUGIN_NAMESPACE, PLUGIN_OPS
-from cloudlulc_edge.kernels import use_kernels
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export import INPUT_NAMES, export_onnx, input_shapes
+from cloudlulc_edge.export.plugin_ops import PLUGIN_NAMESPACE, PLUGIN_OPS
+from cloudlulc_edge.kernels import use_kernels
 from cloudlulc_edge.models import create_model
 from tests.export.conftest import TILE
 
@@ -91,6 +91,8 @@ def test_plugin_graph_has_one_node_per_fused_op_call(edge_model, edge_onnx):
                      f"{'_pooled' * bool(args[5])}"] += 1  # fmt: skip
         elif name == "norm_gate":
             expected["norm_gate_residual" if args[4] is not None else "norm_gate"] += 1
+        elif name == "channel_softmax_gate":  # per-pixel logits (local descriptor) have their own plugin
+            expected["channel_softmax_gate" + "_pixel" * (tuple(args[1].shape[-2:]) != (1, 1))] += 1
         else:
             expected[name] += 1
     graph = onnx.load(str(edge_onnx["plugin"])).graph

@@ -6,10 +6,10 @@ import re
 
 import onnx
 import pytest
-from cloudlulc_edge.export.plugin_ops import PLUGIN_OPS
-from cloudlulc_edge.export.plugin_ptx import load_plugin_index, plugin_builds, write_plugin_ptx
 
 from cloudlulc_edge.errors import ExportError
+from cloudlulc_edge.export.plugin_ops import PLUGIN_OPS
+from cloudlulc_edge.export.plugin_ptx import load_plugin_index, plugin_builds, write_plugin_ptx
 from tests.export.conftest import TILE
 
 pytest.importorskip("triton", reason="plugin PTX needs triton (the 'kernels' extra)")
@@ -24,9 +24,10 @@ def test_builds_are_the_distinct_node_signatures(edge_onnx):
     assert len(keys) == len(set(keys))
     grid = TILE // 4  # fusion grid of the model
     by_plugin = {b.plugin: b for b in builds}
-    assert set(by_plugin) == {"reliability_gate_masked", "norm_gate", "channel_softmax_gate"}
+    # The edge profile's CHOI gates per pixel (local descriptor): the per-pixel plugin.
+    assert set(by_plugin) == {"reliability_gate_masked", "norm_gate", "channel_softmax_gate_pixel"}
     assert (by_plugin["reliability_gate_masked"].channels, by_plugin["norm_gate"].channels) == (32, 16)
-    assert by_plugin["channel_softmax_gate"].channels == 64 and by_plugin["norm_gate"].height == grid
+    assert by_plugin["channel_softmax_gate_pixel"].channels == 64 and by_plugin["norm_gate"].height == grid
     assert dict(by_plugin["norm_gate"].attrs)["eps"] == pytest.approx(1e-5)
 
 

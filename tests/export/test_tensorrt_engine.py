@@ -10,12 +10,12 @@ import json
 import numpy as np
 import pytest
 import torch
+
+from cloudlulc_edge.errors import EngineCompatibilityError
 from cloudlulc_edge.export import export_onnx, input_shapes
 from cloudlulc_edge.export.engine_builder import EngineBuildOptions, build_engine
-
-from cloudlulc_edge.backends import ModelIdentity
-from cloudlulc_edge.errors import EngineCompatibilityError
 from cloudlulc_edge.models import create_model
+from cloudlulc_edge.models.loading import ModelIdentity
 
 pytestmark = pytest.mark.tensorrt
 trt = pytest.importorskip(
@@ -80,11 +80,10 @@ def test_engine_with_foreign_key_is_refused(exported):
 
 
 def test_plugin_engine_matches_standard_graph(exported):
+    from cloudlulc_edge.backends.tensorrt_backend import TensorRTBackend
     from cloudlulc_edge.export.plugin_ptx import write_plugin_ptx
     from cloudlulc_edge.export.trt_plugins import aot_plugins_supported
     from cloudlulc_edge.kernels.aot import known_targets
-
-    from cloudlulc_edge.backends.tensorrt_backend import TensorRTBackend
 
     if not aot_plugins_supported(trt.__version__):
         pytest.skip(f"TensorRT {trt.__version__} has no AOT plugins")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cloudlulc_edge.export import example_inputs, export_program
 
+from cloudlulc_edge.export import example_inputs, export_program
 from cloudlulc_edge.models import create_model
 
 pytestmark = pytest.mark.export

@@ -20,8 +20,9 @@ from rasterio.windows import Window
 from cloudlulc_edge.errors import PairingError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.grid import RasterGrid
-from cloudlulc_edge.io.s1_geocode import S1SafeReader
-from cloudlulc_edge.io.s1_safe import read_calibration, read_noise, read_s1_metadata, sigma0
+from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise, sigma0
+from cloudlulc_edge.io.s1_metadata import read_s1_metadata
+from cloudlulc_edge.io.s1_safe import S1SafeReader
 from tests.conftest import shared_data
 
 S1A = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cloudlulc_edge.kernels import dispatch
 
 from cloudlulc_edge import kernels as K
+from cloudlulc_edge.kernels import dispatch
 
 
 def test_default_mode_is_auto_and_cpu_uses_reference(monkeypatch):
@@ -41,10 +41,10 @@ def test_forced_triton_without_triton_fails_clearly(monkeypatch):
 def test_triton_is_registered_lazily_only_when_importable(monkeypatch):
     monkeypatch.setitem(dispatch._IMPLS, "probe", {})
     monkeypatch.setattr(dispatch, "triton_importable", lambda: False)
-    dispatch.register_triton("probe", "cloudlulc_edge.kernels.jit.shoi_step", "forward")
+    dispatch.register_triton("probe", "cloudlulc_edge.kernels.jit.norm_gate", "forward")
     assert dispatch._IMPLS["probe"] == {}
     monkeypatch.setattr(dispatch, "triton_importable", lambda: True)
-    dispatch.register_triton("probe", "cloudlulc_edge.kernels.jit.shoi_step", "forward")
+    dispatch.register_triton("probe", "cloudlulc_edge.kernels.jit.norm_gate", "forward")
     assert "triton" in dispatch._IMPLS["probe"]
 
 

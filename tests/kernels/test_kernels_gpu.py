@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cloudlulc_edge.export import example_inputs
 
 from cloudlulc_edge import kernels as K
+from cloudlulc_edge.export import example_inputs
 from cloudlulc_edge.models import create_model
 
 pytestmark = [

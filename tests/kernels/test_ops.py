@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from cloudlulc_edge import kernels as K
 from cloudlulc_edge.export import example_inputs
 from cloudlulc_edge.kernels import dispatch
 from cloudlulc_edge.kernels import reference as ref
-from cloudlulc_edge.kernels.choi_gate import channel_softmax_gate_op
-from cloudlulc_edge.kernels.reliability import reliability_gate_op
-from cloudlulc_edge.kernels.shoi_step import norm_gate_op
-
-from cloudlulc_edge import kernels as K
+from cloudlulc_edge.kernels.ops.channel_softmax_gate import channel_softmax_gate_op
+from cloudlulc_edge.kernels.ops.norm_gate import norm_gate_op
+from cloudlulc_edge.kernels.ops.reliability_gate import reliability_gate_op
 from cloudlulc_edge.models import create_model
 
 
@@ -73,7 +73,7 @@ def test_public_functions_route_through_the_ops_unless_reference_mode(monkeypatc
         calls.append(op)
         return original(op, first)
 
-    monkeypatch.setattr("cloudlulc_edge.kernels.shoi_step.resolve", spy)
+    monkeypatch.setattr("cloudlulc_edge.kernels.ops.norm_gate.resolve", spy)
     x, g = torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 3)
     K.norm_gate(x, g, torch.ones(4), torch.zeros(4))
     assert calls == ["norm_gate"]
@@ -94,7 +94,10 @@ def test_public_functions_route_through_the_ops_unless_reference_mode(monkeypatc
             r"\(4,\)",
         ),
         (lambda: K.reliability_gate(torch.zeros(1, 4, 3, 3), torch.zeros(1, 4, 3, 3), torch.ones(1, 4, 3, 3)), "valid"),
-        (lambda: K.channel_softmax_gate(torch.zeros(1, 4, 3, 3), torch.zeros(1, 4, 3, 3)), r"\(B, C, 1, 1\)"),
+        (
+            lambda: K.channel_softmax_gate(torch.zeros(1, 4, 3, 3), torch.zeros(1, 4, 2, 2)),
+            r"\(B, C, 1, 1\) or \(B, C, H, W\)",
+        ),
     ],
 )
 def test_bad_shapes_fail_clearly(call, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from cloudlulc_edge.kernels import reference as ref
 
 SHAPES = [(1, 3, 17, 33), (2, 12, 9, 7), (2, 64, 8, 8), (1, 48, 5, 3)]  # odd H/W, non-power-of-two C
@@ -109,9 +110,10 @@ def test_norm_gate_backward_is_the_autograd_gradient(shape):
         torch.testing.assert_close(got, want)
 
 
-def test_channel_softmax_gate_backward_is_the_autograd_gradient():
-    x, v = _fp64(2, 6, 3, 5), _fp64(2, 6, 1, 1)
-    dq, da = torch.randn(2, 6, 3, 5, dtype=torch.float64), torch.randn(2, 6, 1, 1, dtype=torch.float64)
+@pytest.mark.parametrize("logits", [(2, 6, 1, 1), (2, 6, 3, 5)], ids=["global", "per-pixel"])
+def test_channel_softmax_gate_backward_is_the_autograd_gradient(logits):
+    x, v = _fp64(2, 6, 3, 5), _fp64(*logits)
+    dq, da = torch.randn(2, 6, 3, 5, dtype=torch.float64), torch.randn(*logits, dtype=torch.float64)
     q, alpha = ref.channel_softmax_gate(x, v)
     grads = torch.autograd.grad((q * dq).sum() + (alpha * da).sum(), (x, v))
     for got, want in zip(ref.channel_softmax_gate_backward(dq, da, x, v), grads, strict=True):

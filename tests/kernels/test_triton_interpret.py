@@ -95,13 +95,21 @@ def test_channel_softmax_gate(shape, dtype, tile_budget):
     _assert_parity(K.channel_softmax_gate, inputs, [torch.randn(shape), torch.randn(b, c, 1, 1)], TOLERANCES[dtype])
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", list(TOLERANCES), ids=str)
+def test_channel_softmax_gate_per_pixel(shape, dtype, tile_budget):
+    # The local CHOI descriptor of the tile-independent profile: one attention vector per pixel.
+    inputs = (_t(shape, dtype), _t(shape, dtype))
+    _assert_parity(K.channel_softmax_gate, inputs, [torch.randn(shape), torch.randn(shape)], TOLERANCES[dtype])
+
+
 def test_non_contiguous_inputs():
     base = torch.randn(2, 6, 11, 13)
     x = base[:, :, 1:-1, 2:]  # strided view
     g = torch.randn(2, 6, 9, 11).contiguous(memory_format=torch.channels_last)
     w, b = torch.randn(6), torch.randn(6)
     with K.use_kernels("triton"):
-        assert "kernels.jit.shoi_step" in K.resolve("norm_gate", x).__qualname__
+        assert "kernels.jit.norm_gate" in K.resolve("norm_gate", x).__qualname__
         out = K.norm_gate(x, g, w, b)
         y = K.reliability_gate(x, g.transpose(2, 3).contiguous().transpose(2, 3))
     torch.testing.assert_close(out, K.reference.norm_gate(x, g, w, b), rtol=2e-5, atol=2e-5)
@@ -120,6 +128,7 @@ def test_fp64_gradcheck_through_the_kernels():
         assert torch.autograd.gradcheck(lambda o, z, m, s: K.reliability_gate_pooled(o, z, m, s, 0.6), (o, z, m, s))
         assert torch.autograd.gradcheck(lambda *a: K.norm_gate(*a), (o, z, w, b, s))
         assert torch.autograd.gradcheck(lambda x, v: K.channel_softmax_gate(x, v), (o, v))
+        assert torch.autograd.gradcheck(lambda x, v: K.channel_softmax_gate(x, v), (o, z))  # per-pixel logits
 
 
 def _canary_view(shape, fill, dtype=torch.float32, pad=257):
@@ -139,7 +148,8 @@ def _assert_pads_untouched(buffer, view, fill):
 def test_masked_tails_read_and_write_nothing_out_of_bounds(shape):
     """Inputs sit between NaNs (a stray load poisons the channel sums), outputs between 1e30 canaries."""
     import triton
-    from cloudlulc_edge.kernels.jit import choi_gate, reliability, shoi_step
+
+    from cloudlulc_edge.kernels.jit import channel_softmax_gate, norm_gate, reliability_gate
     from cloudlulc_edge.kernels.jit._common import tile_settings
 
     b, c, h, w = shape
@@ -160,7 +170,7 @@ def test_masked_tails_read_and_write_nothing_out_of_bounds(shape):
     m, v, wt, bs = inp(b, 1, h, w), inp(b, c, 1, 1), inp(c), inp(c)
 
     (y_buf, y), (rho_buf, rho) = out(*shape), out(b, 1, h, w)
-    reliability.reliability_gate_fwd_kernel[grid](
+    reliability_gate.reliability_gate_fwd_kernel[grid](
         o, z, m, s, y, rho, 0.5, c, h * w, HAS_VALID=True, HAS_SAR=True, POOLED=True, **kw
     )
     y_ref, rho_ref = K.reference.reliability_gate_pooled(o, z, m, s, 0.5)
@@ -169,26 +179,26 @@ def test_masked_tails_read_and_write_nothing_out_of_bounds(shape):
     _assert_pads_untouched(rho_buf, rho, canary)
 
     (ng_buf, ng) = out(*shape)
-    shoi_step.norm_gate_fwd_kernel[grid](x, g, wt, bs, s, ng, c, h * w, 1e-5, HAS_RES=True, **kw)
+    norm_gate.norm_gate_fwd_kernel[grid](x, g, wt, bs, s, ng, c, h * w, 1e-5, HAS_RES=True, **kw)
     torch.testing.assert_close(ng, K.reference.norm_gate(x, g, wt, bs, s), rtol=2e-5, atol=2e-5)
     _assert_pads_untouched(ng_buf, ng, canary)
 
     (q_buf, q), (a_buf, a) = out(*shape), out(b, c, 1, 1)
-    choi_gate.channel_gate_fwd_kernel[grid](x, v, q, a, c, h * w, **kw)
+    channel_softmax_gate.channel_softmax_gate_fwd_kernel[grid](x, v, q, a, c, h * w, PER_PIXEL=False, **kw)
     torch.testing.assert_close((q, a), K.reference.channel_softmax_gate(x, v))
     _assert_pads_untouched(q_buf, q, canary)
     _assert_pads_untouched(a_buf, a, canary)
 
     (dx_buf, dx), (dg_buf, dg) = out(*shape), out(*shape)
     (dw_buf, dw_part), (db_buf, db_part) = out(b * grid[0], c), out(b * grid[0], c)
-    shoi_step.norm_gate_bwd_kernel[grid](o, x, g, wt, bs, dx, dg, dw_part, db_part, c, h * w, 1e-5, **kw)
+    norm_gate.norm_gate_bwd_kernel[grid](o, x, g, wt, bs, dx, dg, dw_part, db_part, c, h * w, 1e-5, **kw)
     want = K.reference.norm_gate_backward(o, x, g, wt, bs)
     torch.testing.assert_close((dx, dg, dw_part.sum(0), db_part.sum(0)), want, rtol=2e-5, atol=2e-5)
     for buf, view in ((dx_buf, dx), (dg_buf, dg), (dw_buf, dw_part), (db_buf, db_part)):
         _assert_pads_untouched(buf, view, canary)
 
     (do_buf, d_o), (dz_buf, dz), (dm_buf, dm), (ds_buf, ds) = out(*shape), out(*shape), out(b, 1, h, w), out(*shape)
-    reliability.reliability_gate_bwd_kernel[grid](
+    reliability_gate.reliability_gate_bwd_kernel[grid](
         x, rho_ref, o, z, m, s, d_o, dz, dm, ds, 0.5, c, h * w,
         HAS_VALID=True, HAS_SAR=True, HAS_DRHO=True, VALID_GRAD=True, **kw,
     )  # fmt: skip

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from cloudlulc_edge.models.checkpoint import load_checkpoint
-from cloudlulc_edge.runner import load_model
+from cloudlulc_edge.models.loading import UntrainedModelError, load_model
 from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS, default_checkpoint
 
 
@@ -28,8 +29,10 @@ def test_the_default_checkpoint_ships_and_verifies():
 
 def test_mapping_uses_the_default_checkpoint_unless_told_otherwise(tmp_path):
     _, card = load_checkpoint(default_checkpoint("cloudlulc_edge"))
-    _, identity = load_model("cloudlulc_edge", None, 128)
+    identity = load_model("cloudlulc_edge", None, 128).identity
     assert identity.sha256 == card.weights_sha256 and identity.version != "untrained"
-    _, tiny = load_model("test_tiny", None, 128)  # no packaged checkpoint for this variant
-    assert tiny.version == "untrained"
+    with pytest.raises(UntrainedModelError, match="no trained weights"):  # no packaged checkpoint for this variant
+        load_model("test_tiny", None, 128)
+    tiny = load_model("test_tiny", None, 128, allow_untrained=True).identity
+    assert tiny.version == "untrained" and not tiny.trained
     assert default_checkpoint("cloudlulc_net") is None

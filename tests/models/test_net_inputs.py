@@ -91,7 +91,7 @@ def test_forward_with_latent_shapes():
         {"usmt_depth": 0},
         {"orm_boost_sar": True},
         {"orm_sar_alpha": 0.5},
-        {"spectral_impl": "matmul", "spectral_linear": True},
+        {"spectral_impl": "matmul", "spectral": "linear"},
         {"shoi": "generalised", "depthwise_chi": True},
     ],
 )

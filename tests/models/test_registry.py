@@ -6,7 +6,7 @@ from cloudlulc_edge.models import CloudLULCNet, CloudLULCNetConfig, create_model
 
 
 def test_list_models_filters():
-    assert list_models("test_*") == ["test_tiny"]
+    assert list_models("test_*") == ["test_tiny", "test_tiny_local"]
     assert is_model("cloudlulc_net") and not is_model("nope")
 
 

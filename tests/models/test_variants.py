@@ -6,8 +6,8 @@ import gc
 
 import pytest
 import torch
-from cloudlulc_edge.export import example_inputs, export_program
 
+from cloudlulc_edge.export import example_inputs, export_program
 from cloudlulc_edge.models import create_model, list_models
 
 VARIANTS = list_models()

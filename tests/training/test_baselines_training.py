@@ -107,7 +107,7 @@ def test_objective_options_a_model_cannot_use_are_refused(data_root, tmp_path):
 
 
 def test_training_reports_name_each_objective():
-    from cloudlulc_edge.weights.publish import training_report
+    from cloudlulc_edge.training.publish import training_report
 
     cfg = TrainConfig(data_root="-", variant="recon_first", crop=112).to_dict()
     record = {"epoch": 1, "step": 3, "lr": 1e-3, "val_miou": 0.2, "best_miou": 0.2, "seconds": 1.0}

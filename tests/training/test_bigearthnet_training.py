@@ -15,7 +15,7 @@ from cloudlulc_edge.training import load_config, train
 from cloudlulc_edge.training.config import ConfigError
 from cloudlulc_edge.training.datasets import SimulatedCloudSet, evaluation_set
 from cloudlulc_edge.training.evaluate import evaluate
-from cloudlulc_edge.weights.publish import publish_run
+from cloudlulc_edge.training.publish import publish_run
 from tests.conftest import shared_data
 
 DEFAULT_CONFIG = Path(__file__).parents[2] / "cloudlulc_edge" / "weights" / "train_default.toml"
@@ -28,10 +28,10 @@ def _overrides(tmp_path: Path, *extra: str) -> list[str]:
 
 
 def test_the_packaged_default_config_trains_and_evaluates_per_cloud_bin(tmp_path):
-    cfg = load_config(DEFAULT_CONFIG, _overrides(tmp_path))
+    cfg = load_config(DEFAULT_CONFIG, _overrides(tmp_path, "train_split=train"))  # validated on BigEarthNet's val
     assert cfg.dataset == "bigearthnet_dw" and cfg.inputs == "cloudy_s2+s1"
     result = train(cfg)
-    assert result.epochs_run == 1 and result.best_checkpoint is not None
+    assert result.epochs_run == 1 and result.best_checkpoint is not None and result.final_checkpoint is not None
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["val_miou"] is not None and np.isfinite(log[0]["loss"])
     model, card = load_checkpoint(result.best_checkpoint)
@@ -47,6 +47,17 @@ def test_the_packaged_default_config_trains_and_evaluates_per_cloud_bin(tmp_path
     _, published_card = load_checkpoint(published)
     assert published_card.weights_sha256 == card.weights_sha256
     assert "NOT ground truth" in (published / "TRAINING.md").read_text()
+
+
+def test_the_packaged_recipe_trains_on_every_patch_and_publishes_its_last_epoch(tmp_path):
+    cfg = load_config(DEFAULT_CONFIG, _overrides(tmp_path))
+    assert cfg.train_split == "all" and cfg.label_rule == "water" and cfg.soft_weight > 0 and cfg.s1_drop > 0
+    result = train(cfg)
+    assert result.best_checkpoint is None and result.final_checkpoint is not None  # no validation, no selection
+    published = publish_run(tmp_path / "run", tmp_path / "published")
+    _, card = load_checkpoint(published)
+    assert card.training["val_miou"] is None and "every patch" in card.training["data"]["dataset"]
+    assert "nothing selected" in (published / "TRAINING.md").read_text()
 
 
 def test_simulated_evaluation_sets_are_identical_across_instances(s2_safe):

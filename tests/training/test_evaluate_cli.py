@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cloudlulc_edge.cli import app
 from typer.testing import CliRunner
+
+from cloudlulc_edge.cli import app
 
 
 def test_train_then_evaluate_writes_json_markdown_and_figures(data_root, tmp_path):
