@@ -16,6 +16,7 @@ from cloudlulc_edge.cli.engine import engine_app
 from cloudlulc_edge.cli.export import export_app
 from cloudlulc_edge.cli.info import info
 from cloudlulc_edge.cli.mapping import map_command, plan_command, run_command
+from cloudlulc_edge.cli.s1 import s1_command
 from cloudlulc_edge.cli.training import evaluate_command, train_command
 
 __all__ = ["app", "main"]
@@ -31,6 +32,7 @@ app.command("info")(info)
 app.command("plan")(plan_command)
 app.command("map")(map_command)
 app.command("run")(run_command)
+app.command("s1")(s1_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.add_typer(export_app, name="export")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudlulc_edge.cli.options import (
+    AllowRadiometryMismatchOpt,
     AllowUntrainedOpt,
     BackendChoice,
     BackendOpt,
@@ -19,6 +20,11 @@ from cloudlulc_edge.cli.options import (
     ClassSchemeChoice,
     ClassSchemeOpt,
     ConfidenceOpt,
+    DemDatumChoice,
+    DemDatumOpt,
+    DemFallbackChoice,
+    DemFallbackOpt,
+    DemOpt,
     DeviceOpt,
     DryRunOpt,
     GridOffsetOpt,
@@ -26,6 +32,7 @@ from cloudlulc_edge.cli.options import (
     LogFormatOpt,
     MaxMemoryOpt,
     ModelOpt,
+    OrbitDirOpt,
     OverlapOpt,
     PairWindowOpt,
     Precision,
@@ -35,6 +42,7 @@ from cloudlulc_edge.cli.options import (
     RequireS1Opt,
     ResolutionOpt,
     ResumeOpt,
+    RtcOpt,
     S1MissingChoice,
     S1MissingOpt,
     S2OffsetOpt,
@@ -42,12 +50,14 @@ from cloudlulc_edge.cli.options import (
     StacOpt,
     TileOpt,
     VariantOpt,
+    terrain_correction,
     usage_error,
 )
 
 if TYPE_CHECKING:
     from cloudlulc_edge.backends.factory import BackendSpec
     from cloudlulc_edge.cli.progress import RunDisplay
+    from cloudlulc_edge.io.s1_terrain import TerrainCorrection
     from cloudlulc_edge.pairing import Pair
     from cloudlulc_edge.pipeline import MapOptions
     from cloudlulc_edge.runner import RunRequest, RunResult
@@ -70,13 +80,22 @@ def plan_command(
     plan_file: Annotated[Path, typer.Argument(help="Plan JSON to write.")],
     pair_window: PairWindowOpt = 6.0,
     require_s1: RequireS1Opt = False,
+    dem: DemOpt = None,
+    rtc: RtcOpt = False,
+    orbit_dir: OrbitDirOpt = None,
+    dem_datum: DemDatumOpt = DemDatumChoice.auto,
+    dem_fallback: DemFallbackOpt = DemFallbackChoice.fail,
 ) -> None:
-    """Pair the scenes of INPUT_DIR and write the plan (the unit of work for `run --shard`)."""
+    """Pair the scenes of INPUT_DIR and write the plan (the unit of work for `run --shard`).
+
+    The --dem options are recorded in the plan; `run` applies them.
+    """
     from cloudlulc_edge.errors import CloudLULCError
     from cloudlulc_edge.pairing import plan_to_file
 
+    terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
     try:
-        plan = plan_to_file(input_dir, plan_file, pair_window, require_s1)
+        plan = plan_to_file(input_dir, plan_file, pair_window, require_s1, terrain)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     Console().print(f"{len(plan.pairs)} pair(s), {len(plan.skipped)} skipped → {plan_file}")
@@ -127,6 +146,7 @@ def _spec_and_options(
     device: str, tile: int, allow_untrained: bool, overlap: int, batch_size: int, class_scheme: ClassSchemeChoice,
     resolution: int | None, confidence: bool, stac: bool, resume: bool, s1_missing: S1MissingChoice,
     s2_offset: float | None, s2_quantification: float | None, prefetch: int, max_memory: int | None, grid_offset: int,
+    terrain: TerrainCorrection | None, allow_radiometry_mismatch: bool,
 ) -> tuple[BackendSpec, MapOptions]:  # fmt: skip
     """The parsed options as the library's backend spec and mapping options (validated there)."""
     from cloudlulc_edge.backends.factory import BackendSpec
@@ -137,7 +157,8 @@ def _spec_and_options(
         options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme.value,
                              resolution=resolution, confidence=confidence, stac=stac, resume=resume,
                              s1_missing=s1_missing.value, s2_offset=s2_offset, s2_quantification=s2_quantification,
-                             prefetch=prefetch, max_memory_mb=max_memory, grid_offset=grid_offset)  # fmt: skip
+                             prefetch=prefetch, max_memory_mb=max_memory, grid_offset=grid_offset, terrain=terrain,
+                             allow_radiometry_mismatch=allow_radiometry_mismatch)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     spec = BackendSpec(backend.value, variant, checkpoint, model, precision.value, device, tile,
@@ -174,6 +195,12 @@ def map_command(
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = LogFormat.rich,
     max_memory: MaxMemoryOpt = None,
+    dem: DemOpt = None,
+    rtc: RtcOpt = False,
+    orbit_dir: OrbitDirOpt = None,
+    dem_datum: DemDatumOpt = DemDatumChoice.auto,
+    dem_fallback: DemFallbackOpt = DemFallbackChoice.fail,
+    allow_radiometry_mismatch: AllowRadiometryMismatchOpt = False,
 ) -> None:
     """Scan INPUT_DIR, pair S2 with S1, and map every pair to OUTPUT_DIR.
 
@@ -183,10 +210,11 @@ def map_command(
     from cloudlulc_edge.errors import CloudLULCError
     from cloudlulc_edge.runner import RunRequest
 
+    terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
     spec, options = _spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                       overlap, batch_size, class_scheme, resolution, confidence, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
-                                      grid_offset)  # fmt: skip
+                                      grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
     try:
         request = RunRequest("map", output_dir, spec, options, input_dir=input_dir, pair_window=pair_window,
                              require_s1=require_s1, dry_run=dry_run)  # fmt: skip
@@ -236,6 +264,12 @@ def run_command(
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = LogFormat.rich,
     max_memory: MaxMemoryOpt = None,
+    dem: DemOpt = None,
+    rtc: RtcOpt = False,
+    orbit_dir: OrbitDirOpt = None,
+    dem_datum: DemDatumOpt = DemDatumChoice.auto,
+    dem_fallback: DemFallbackOpt = DemFallbackChoice.fail,
+    allow_radiometry_mismatch: AllowRadiometryMismatchOpt = False,
     executor: Annotated[
         ExecutorChoice, typer.Option(help="local, or ray (scenes as tasks on model-holding actors).")
     ] = ExecutorChoice.local,
@@ -252,15 +286,19 @@ def run_command(
         ),
     ] = None,
 ) -> None:
-    """Map the pairs of a plan file, or one shard of them (same exit codes as `map`)."""
+    """Map the pairs of a plan file, or one shard of them (same exit codes as `map`).
+
+    The plan's terrain correction (`plan --dem`) applies; --dem here must agree with it.
+    """
     from cloudlulc_edge.errors import CloudLULCError
     from cloudlulc_edge.ray_executor import RayOptions
     from cloudlulc_edge.runner import RunRequest, parse_shard
 
+    terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
     spec, options = _spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                       overlap, batch_size, class_scheme, resolution, confidence, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
-                                      grid_offset)  # fmt: skip
+                                      grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
     try:
         request = RunRequest("run", output_dir, spec, options, plan_file=plan_file,
                              input_roots=tuple(input_root or ()), shard=parse_shard(shard),

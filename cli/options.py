@@ -21,6 +21,9 @@ Registry — option: meaning (commands that take it):
 * ``--pair-window``, ``--require-s1/--allow-s2-only``: pairing (map, plan)
 * ``--resume/--no-resume``: skip scenes whose map exists (map, run)
 * ``--dry-run``, ``--quiet``, ``--log-format``: what the run prints (map, run)
+* ``--dem``, ``--rtc``, ``--orbit-dir``, ``--dem-datum``, ``--dem-fallback``: range-Doppler terrain
+  correction of S1 SAFE products (map, plan, run, s1)
+* ``--allow-radiometry-mismatch``: map with S1 radiometry other than the model's, tagged (map, run)
 
 Choices are enums, so ``--help`` lists them and Typer refuses anything else with exit code 2.
 """
@@ -29,13 +32,17 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+if TYPE_CHECKING:
+    from cloudlulc_edge.io.s1_terrain import TerrainCorrection
+
 __all__ = [
+    "AllowRadiometryMismatchOpt",
     "AllowUntrainedOpt",
     "BackendChoice",
     "BackendOpt",
@@ -44,6 +51,11 @@ __all__ = [
     "ClassSchemeChoice",
     "ClassSchemeOpt",
     "ConfidenceOpt",
+    "DemDatumChoice",
+    "DemDatumOpt",
+    "DemFallbackChoice",
+    "DemFallbackOpt",
+    "DemOpt",
     "DeviceOpt",
     "DryRunOpt",
     "GridOffsetOpt",
@@ -51,6 +63,7 @@ __all__ = [
     "LogFormatOpt",
     "MaxMemoryOpt",
     "ModelOpt",
+    "OrbitDirOpt",
     "OverlapOpt",
     "PairWindowOpt",
     "Precision",
@@ -60,6 +73,7 @@ __all__ = [
     "RequireS1Opt",
     "ResolutionOpt",
     "ResumeOpt",
+    "RtcOpt",
     "S1MissingChoice",
     "S1MissingOpt",
     "S2OffsetOpt",
@@ -67,6 +81,7 @@ __all__ = [
     "StacOpt",
     "TileOpt",
     "VariantOpt",
+    "terrain_correction",
     "usage_error",
 ]
 
@@ -100,6 +115,22 @@ class S1MissingChoice(str, Enum):
 
     map = "map"
     skip = "skip"
+
+
+class DemDatumChoice(str, Enum):
+    """``--dem-datum``."""
+
+    auto = "auto"
+    ellipsoid = "ellipsoid"
+    egm96 = "egm96"
+    egm2008 = "egm2008"
+
+
+class DemFallbackChoice(str, Enum):
+    """``--dem-fallback``."""
+
+    fail = "fail"
+    gcp = "gcp"
 
 
 class LogFormat(str, Enum):
@@ -169,6 +200,49 @@ LogFormatOpt = Annotated[
     LogFormat,
     typer.Option(help="rich (progress bars) or jsonl (one JSON object per event on stdout, for unattended stations)."),
 ]
+
+DemOpt = Annotated[
+    Path | None,
+    typer.Option(help="DEM (GeoTIFF/VRT/.hgt, or a folder of Copernicus DEM or SRTM tiles): terrain-correct S1 "
+                 "SAFE products by range-Doppler geocoding on it (S1_GEOCODING=RD_DEM)."),
+]  # fmt: skip
+RtcOpt = Annotated[
+    bool, typer.Option("--rtc", help="With --dem: radiometric terrain flattening, γ⁰ (Small 2011) instead of σ⁰.")
+]
+OrbitDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Folder of POEORB/RESORB .EOF orbit files (default: the annotation's state vectors)."),
+]
+DemDatumOpt = Annotated[
+    DemDatumChoice,
+    typer.Option(help="Vertical datum of the DEM heights (auto: from its CRS or Copernicus/SRTM file names)."),
+]
+DemFallbackOpt = Annotated[
+    DemFallbackChoice,
+    typer.Option(help="A scene the DEM does not cover: fail it, or fall back to GCP geocoding (tagged)."),
+]
+AllowRadiometryMismatchOpt = Annotated[
+    bool,
+    typer.Option("--allow-radiometry-mismatch",
+                 help="Map although the S1 radiometry (σ⁰, or γ⁰ with --rtc) differs from the model's (tagged)."),
+]  # fmt: skip
+
+
+def terrain_correction(
+    dem: Path | None, rtc: bool, orbit_dir: Path | None, dem_datum: DemDatumChoice, dem_fallback: DemFallbackChoice
+) -> TerrainCorrection | None:
+    """The parsed ``--dem`` options as the library's `TerrainCorrection` (None without ``--dem``).
+
+    Raises:
+        typer.Exit: ``--rtc`` or ``--orbit-dir`` without ``--dem`` (usage error, code 2).
+    """
+    if dem is None:
+        if rtc or orbit_dir is not None:
+            raise usage_error("--rtc and --orbit-dir need --dem (terrain correction works on a DEM)")
+        return None
+    from cloudlulc_edge.io.s1_terrain import TerrainCorrection
+
+    return TerrainCorrection(dem, rtc, orbit_dir, dem_datum.value, dem_fallback.value)
 
 
 def usage_error(message: str) -> typer.Exit:

@@ -34,6 +34,7 @@ __all__ = [
     "NUM_CLASSES",
     "S1_CHANNELS",
     "S1_POLARISATIONS",
+    "S1_RADIOMETRIES",
     "S2_BANDS",
     "S2_CHANNELS",
     "ClassScheme",
@@ -55,6 +56,8 @@ S2_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B
 S1_POLARISATIONS: tuple[str, ...] = ("VV", "VH")
 S2_CHANNELS = len(S2_BANDS)
 S1_CHANNELS = len(S1_POLARISATIONS)
+#: Radiometries the S1 readers produce (`io.s1_safe`): σ⁰, or γ⁰ flattened on a DEM.
+S1_RADIOMETRIES: tuple[str, ...] = ("sigma0", "gamma0_terrain")
 #: Label value excluded from losses and metrics.
 IGNORE_INDEX = 255
 
@@ -149,7 +152,10 @@ class InputContract:
     Attributes:
         s2_bands: Optical band order.
         s1_polarisations: SAR channel order.
-        s1_coefficient: Backscatter coefficient the SAR channels hold (``sigma0``).
+        s1_radiometry: Backscatter the SAR channels hold: ``sigma0`` or ``gamma0_terrain`` (RTC γ⁰,
+            ``--rtc``); a map made with the other one is refused unless allowed, and tagged.
+        s1_geocoding: How the training SAR was geocoded: ``RD_DEM`` (range-Doppler terrain
+            correction, ``--dem``) or ``GCP_ELLIPSOID``; mapping with the other one is tagged.
         s2: Optical normalisation.
         s1: SAR normalisation.
         classes: Class names in logit order.
@@ -159,7 +165,8 @@ class InputContract:
 
     s2_bands: tuple[str, ...] = S2_BANDS
     s1_polarisations: tuple[str, ...] = S1_POLARISATIONS
-    s1_coefficient: str = "sigma0"
+    s1_radiometry: str = "sigma0"
+    s1_geocoding: str = "RD_DEM"
     s2: S2Normalisation = field(default_factory=S2Normalisation)
     s1: S1Normalisation = field(default_factory=S1Normalisation)
     classes: tuple[str, ...] = tuple(c.name for c in CLASSES)
@@ -183,7 +190,9 @@ class InputContract:
         return cls(
             s2_bands=tuple(str(b) for b in data["s2_bands"]),
             s1_polarisations=tuple(str(p) for p in data["s1_polarisations"]),
-            s1_coefficient=str(data["s1_coefficient"]),
+            # Older cards called the radiometry ``s1_coefficient`` and did not record the geocoding.
+            s1_radiometry=str(data.get("s1_radiometry", data.get("s1_coefficient"))),
+            s1_geocoding=str(data.get("s1_geocoding", "RD_DEM")),
             s2=S2Normalisation(
                 quantification=float(s2["quantification"]),
                 clip=(float(s2["clip"][0]), float(s2["clip"][1])),

@@ -31,6 +31,7 @@ from shapely.ops import unary_union
 from cloudlulc_edge.errors import PairingError
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.products import Product, Skipped, scan
+from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.version import __version__
 
 __all__ = [
@@ -153,11 +154,13 @@ def pair_products(products: Sequence[Product], window_days: float = 6.0, require
     return plan
 
 
-def plan_directory(input_dir: str | Path, window_days: float = 6.0, require_s1: bool = False) -> Plan:
+def plan_directory(input_dir: str | Path, window_days: float = 6.0, require_s1: bool = False,
+                   terrain: TerrainCorrection | None = None) -> Plan:  # fmt: skip
     """Scans a directory and pairs its products; paths that are not products join the plan's skips.
 
     The plan records the folder it was made from (``input_root``): `read_plan` maps only products
-    under it unless told other roots.
+    under it unless told other roots. It also records the S1 terrain correction to map with
+    (``terrain``), which ``run`` applies.
 
     Raises:
         CloudLULCError: ``input_dir`` is not a directory.
@@ -166,17 +169,19 @@ def plan_directory(input_dir: str | Path, window_days: float = 6.0, require_s1: 
     plan = pair_products(found.products, window_days=window_days, require_s1=require_s1)
     plan.skipped = [*found.skipped, *plan.skipped]
     plan.options["input_root"] = os.path.abspath(input_dir)
+    if terrain is not None:
+        plan.options["terrain"] = terrain.to_dict()
     return plan
 
 
 def plan_to_file(input_dir: str | Path, plan_file: str | Path, window_days: float = 6.0,
-                 require_s1: bool = False) -> Plan:  # fmt: skip
+                 require_s1: bool = False, terrain: TerrainCorrection | None = None) -> Plan:  # fmt: skip
     """`plan_directory`, then `write_plan` to ``plan_file``: what ``cloudlulc-edge plan`` does.
 
     Raises:
         CloudLULCError: ``input_dir`` is not a directory.
     """
-    plan = plan_directory(input_dir, window_days, require_s1)
+    plan = plan_directory(input_dir, window_days, require_s1, terrain)
     write_plan(plan, plan_file)
     return plan
 

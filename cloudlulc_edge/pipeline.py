@@ -29,6 +29,7 @@ from cloudlulc_edge.claims import SceneClaim
 from cloudlulc_edge.contract import CLASS_SCHEMES, DEFAULT_CONTRACT, InputContract
 from cloudlulc_edge.errors import CloudLULCError, OptionsError, ResourceLimitError
 from cloudlulc_edge.io.gdal_env import GDAL_CACHE_MB, gdal_env
+from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
 from cloudlulc_edge.tiling import RowBlender, TileGrid, Tiler
@@ -43,6 +44,7 @@ __all__ = [
     "map_pair",
     "map_plan",
     "output_path",
+    "s1_radiometry_check",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ class MapOptions:
         max_memory_mb: Refuse scenes whose estimated peak (`estimate_scene_memory_mb`) exceeds this.
         grid_offset: Shift the tile grid up and left by this many pixels (0 ≤ offset < tile − overlap;
             tile-dependence measurements map one scene with two grids).
+        terrain: Range-Doppler terrain correction of S1 SAFE products on a DEM (``--dem``; None:
+            GCP geocoding on the ellipsoid).
+        allow_radiometry_mismatch: Map although the S1 radiometry (σ⁰, or γ⁰ with ``--rtc``)
+            differs from the model card's (tagged); refused otherwise.
 
     Raises:
         OptionsError: A value is out of range or the values contradict each other (the message
@@ -91,6 +97,19 @@ class MapOptions:
     prefetch: int = 1
     max_memory_mb: int | None = None
     grid_offset: int = 0
+    terrain: TerrainCorrection | None = None
+    allow_radiometry_mismatch: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as recorded in run reports."""
+        out = asdict(self)
+        out["terrain"] = self.terrain.to_dict() if self.terrain is not None else None
+        return out
+
+    @property
+    def s1_radiometry(self) -> str:
+        """What S1 SAFE products are calibrated to: ``gamma0_terrain`` with ``--rtc``, else ``sigma0``."""
+        return self.terrain.radiometry if self.terrain is not None else "sigma0"
 
     def __post_init__(self) -> None:
         checks = [
@@ -141,6 +160,25 @@ class MapOptions:
         return self if tile == self.tile else replace(self, tile=tile)
 
 
+def s1_radiometry_check(options: MapOptions, model_radiometry: str) -> str | None:
+    """Compares the S1 radiometry the options produce with the one the model was trained on.
+
+    Returns:
+        None when they agree, else the mismatch as a tag text (``--allow-radiometry-mismatch``).
+
+    Raises:
+        OptionsError: They differ and the mismatch is not allowed.
+    """
+    if options.s1_radiometry == model_radiometry:
+        return None
+    text = f"model trained on {model_radiometry}, S1 mapped as {options.s1_radiometry}"
+    if not options.allow_radiometry_mismatch:
+        hint = "drop --rtc" if options.s1_radiometry == "gamma0_terrain" else "add --rtc (with --dem)"
+        raise OptionsError(f"S1 radiometry mismatch: {text}; {hint}, or pass --allow-radiometry-mismatch "
+                           "(the map is tagged)")  # fmt: skip
+    return text
+
+
 #: Bytes per tile pixel per batch item for the model's activations (cloudlulc_edge at 512² batch 4
 #: peaks ≈ 270 MB on CPU, `bench/model_cost.py`), rounded up.
 _MODEL_BYTES_PER_PIXEL = 300
@@ -182,6 +220,8 @@ class SceneReport:
         tiles_skipped: All-nodata tiles not predicted.
         seconds: Wall time.
         stages: Seconds per stage (``open``, ``read``, ``predict``, ``blend_write``, ``finalize``).
+        s1_geocoding: How S1 was geocoded (``RD_DEM``, ``GCP_ELLIPSOID``, ``GEOTIFF_INPUT``), if any.
+        s1_layover_shadow_pct: Share of the S1-imaged pixels masked as layover or shadow (``RD_DEM``).
     """
 
     name: str
@@ -196,6 +236,8 @@ class SceneReport:
     tiles_skipped: int = 0
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+    s1_geocoding: str | None = None
+    s1_layover_shadow_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -296,8 +338,11 @@ def _map_claimed(
     """`map_pair` once the scene is claimed: read → tile → predict → blend → write."""
     stages: dict[str, float] = defaultdict(float)
     t0 = time.perf_counter()
+    calibrates_s1 = any(p.kind == "s1_safe" for p in pair.s1)  # GeoTIFF S1 comes calibrated as it is
+    radiometry_mismatch = s1_radiometry_check(options, backend.identity.s1_radiometry) if calibrates_s1 else None
     reader = SceneReader(pair.s2, pair.s1, options.resolution, workdir=workdir, s2_offset=options.s2_offset,
-                         s2_quantification=options.s2_quantification, contract=contract)  # fmt: skip
+                         s2_quantification=options.s2_quantification, contract=contract,
+                         terrain=options.terrain)  # fmt: skip
     stages["open"] = time.perf_counter() - t0
     if options.max_memory_mb is not None:
         need = estimate_scene_memory_mb(reader.grid.width, options)
@@ -340,10 +385,13 @@ def _map_claimed(
         start = time.perf_counter()
         for rows in blender.finish():
             writer.write(rows)
-        tags = _tags(pair, reader, backend, options)
+        tags = _tags(pair, reader, backend, options, radiometry_mismatch)
         outputs = writer.finalize(tags, pair.s2.footprint, pair.s2.sensing_time)
         stages["finalize"] = time.perf_counter() - start
         report.mapped_pct = round(100.0 * outputs.mapped_pixels / (reader.grid.width * reader.grid.height), 3)
+        report.s1_geocoding = tags.get("S1_GEOCODING")
+        if "S1_LAYOVER_SHADOW_PCT" in tags:
+            report.s1_layover_shadow_pct = float(tags["S1_LAYOVER_SHADOW_PCT"])
     except BaseException:
         stop.set()
         if writer is not None:
@@ -356,7 +404,8 @@ def _map_claimed(
     return report
 
 
-def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions) -> dict[str, str]:
+def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions,
+          radiometry_mismatch: str | None) -> dict[str, str]:  # fmt: skip
     ident = backend.identity
     tags = {
         **reader.tags(),
@@ -372,6 +421,13 @@ def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions
         "OVERLAP": str(options.overlap),
         "BLEND": "raised-cosine softmax probabilities",
     }
+    if radiometry_mismatch is not None:
+        tags["S1_RADIOMETRY_MISMATCH"] = radiometry_mismatch
+    geocoding = tags.get("S1_GEOCODING")
+    if geocoding in ("RD_DEM", "GCP_ELLIPSOID") and geocoding != ident.s1_geocoding:
+        tags["S1_GEOCODING_MISMATCH"] = f"model trained on {ident.s1_geocoding} S1, mapped with {geocoding}"
+        hint = " (pass --dem for terrain-corrected S1)" if geocoding == "GCP_ELLIPSOID" else ""
+        log.warning("%s: %s%s", pair.name, tags["S1_GEOCODING_MISMATCH"], hint)
     return tags
 
 

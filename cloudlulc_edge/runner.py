@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -28,9 +28,11 @@ from cloudlulc_edge.backends.base import Backend
 from cloudlulc_edge.backends.factory import BackendSpec, open_backend
 from cloudlulc_edge.errors import OptionsError, OutputError
 from cloudlulc_edge.files import atomic_write
+from cloudlulc_edge.io.dem import Dem
 from cloudlulc_edge.io.products import Skipped
+from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.pairing import Pair, Plan, plan_directory, read_plan
-from cloudlulc_edge.pipeline import MapOptions, SceneReport, map_plan
+from cloudlulc_edge.pipeline import MapOptions, SceneReport, map_plan, s1_radiometry_check
 from cloudlulc_edge.ray_executor import RayOptions
 from cloudlulc_edge.version import __version__
 
@@ -275,9 +277,31 @@ def backend_record(spec: BackendSpec, backend: Backend | None, executor: Executo
 
 def _plan(request: RunRequest) -> Plan:
     if request.input_dir is not None:
-        return plan_directory(request.input_dir, request.pair_window, request.require_s1)
+        return plan_directory(request.input_dir, request.pair_window, request.require_s1, request.options.terrain)
     assert request.plan_file is not None
     return read_plan(request.plan_file, list(request.input_roots) or None)
+
+
+def _options(request: RunRequest, plan: Plan) -> MapOptions:
+    """The request's options with the plan's terrain correction (a plan records ``plan --dem``).
+
+    Raises:
+        OptionsError: The plan and the request name different terrain corrections.
+        DemError: The DEM cannot be opened or its vertical datum resolved (before any scene is read).
+    """
+    options = request.options
+    recorded = plan.options.get("terrain")
+    if isinstance(recorded, dict):
+        planned = TerrainCorrection.from_dict(recorded)
+        if options.terrain is None:
+            options = replace(options, terrain=planned)
+        elif options.terrain != planned:
+            raise OptionsError(f"the plan records terrain correction {planned.to_dict()}, the command line asks "
+                               f"for {options.terrain.to_dict()}; make a new plan or drop the --dem options")  # fmt: skip
+    if options.terrain is not None:
+        with tempfile.TemporaryDirectory(prefix="cloudlulc-dem-") as tmp:
+            Dem.open(options.terrain.dem, options.terrain.dem_datum, workdir=tmp)  # fail now, not per scene
+    return options
 
 
 def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunResult:
@@ -297,6 +321,7 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
     """
     plan = _plan(request)
     pairs = plan.shard(*request.shard) if request.shard else list(plan.pairs)
+    options = _options(request, plan)
     if request.dry_run:
         return RunResult(plan, pairs)
     check_output_dir(request.output_dir)
@@ -305,14 +330,16 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
 
         if progress is not None:
             progress.start(len(pairs))
-        mapped = map_with_ray(pairs, request.backend, request.output_dir, request.options, request.ray,
+        mapped = map_with_ray(pairs, request.backend, request.output_dir, options, request.ray,
                               on_scene=progress.scene if progress is not None else None)  # fmt: skip
         record = backend_record(request.backend, None, "ray", request.ray) | {"model": mapped.identity}
-        report, path = record_run(request.command, record, request.output_dir, request.options, request.shard,
+        report, path = record_run(request.command, record, request.output_dir, options, request.shard,
                                   plan.skipped, lambda: mapped.reports)  # fmt: skip
         return RunResult(plan, pairs, report, path)
     backend = open_backend(request.backend)
-    options = request.options.with_tile(backend.identity.tile or request.options.tile)  # graphs fix the tile
+    options = options.with_tile(backend.identity.tile or options.tile)  # graphs fix the tile
+    if any(p.kind == "s1_safe" for pair in pairs for p in pair.s1):  # GeoTIFF S1 comes calibrated as it is
+        s1_radiometry_check(options, backend.identity.s1_radiometry)  # a usage error, before any scene
     if progress is not None:
         progress.start(len(pairs))
     report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
@@ -376,7 +403,7 @@ def record_run(
         CloudLULCError: Whatever ``execute`` raises before mapping (Ray not installed…).
     """
     report = RunReport(command, _now(), shard=list(shard) if shard else None, backend=backend_info,
-                       options=asdict(options), inputs_skipped=[asdict(s) for s in inputs_skipped])  # fmt: skip
+                       options=options.to_dict(), inputs_skipped=[asdict(s) for s in inputs_skipped])  # fmt: skip
     report.scenes = execute()
     report.finished = _now()
     return report, report.write(output_dir)

@@ -34,6 +34,8 @@ def _seed_and_reset_kernels():
 SHARED_DATA = Path(os.environ.get("CLOUDLULC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 #: Skip reason of every real-data test, counted by the summary banner.
 REALDATA_SKIP = "real sample data not available at"
+#: Skip reason of tests whose independent reference (sarsen, pyproj...) is not installed, counted by a banner.
+MISSING_TEST_DEPENDENCY = "test dependency missing:"
 #: Fixtures that read ../shared/data.
 _REALDATA_FIXTURES = {"s2_safe", "bigearthnet_v1"}
 
@@ -69,6 +71,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                                     "data there or set CLOUDLULC_SHARED_DATA to run the real-data tier.")  # fmt: skip
     elif SHARED_DATA.is_dir():
         terminalreporter.write_line(f"real-data tier ran against {SHARED_DATA}")
+    missing = [r for r in terminalreporter.stats.get("skipped", []) if MISSING_TEST_DEPENDENCY in str(r.longrepr)]
+    if missing:
+        terminalreporter.write_sep("!", f"REFERENCE CHECKS SKIPPED: {len(missing)} test(s) lack a test dependency "
+                                   "(install the dev extra)", red=True)  # fmt: skip
 
 
 @pytest.fixture

@@ -69,7 +69,8 @@ def export_identity(path: Path, tile: int) -> ModelIdentity:
             if not isinstance(model, dict):
                 model = {}
             return ModelIdentity(str(model.get("variant")), str(model.get("version")), str(model.get("weights_sha256")),
-                                 tile)  # fmt: skip
+                                 tile, str(model.get("s1_radiometry", "sigma0")),
+                                 str(model.get("s1_geocoding", "RD_DEM")))  # fmt: skip
     return ModelIdentity("unknown", "unknown", "unknown", tile)
 
 

@@ -277,12 +277,12 @@ class GeoTiffS1Reader:
         )
 
     def read_linear(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> npt.NDArray[np.float32]:
-        """(2, n, W) float32 linear σ⁰, NaN where the scene has no data."""
+        """(2, n, W) float32 linear backscatter as supplied, NaN where the scene has no data."""
         return self._stack.read(row0, nrows, col0, ncols)
 
     def tags(self) -> dict[str, str]:
         """Provenance tags for the written map."""
-        return {"S1_COEFFICIENT": "sigma0", "S1_GEOCODING": "GEOTIFF_INPUT", "S1_UNITS_IN": self.units}
+        return {"S1_RADIOMETRY": "as supplied", "S1_GEOCODING": "GEOTIFF_INPUT", "S1_UNITS_IN": self.units}
 
     def close(self) -> None:
         """Closes the files."""

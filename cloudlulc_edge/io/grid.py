@@ -6,6 +6,7 @@ row strips so that memory is bounded by strip height × scene width, never by sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,24 @@ class RasterGrid:
     def resolution(self) -> float:
         """Pixel size along x, in CRS units."""
         return float(abs(self.transform.a))
+
+    def pixel_size_m(self, row: float | None = None) -> tuple[float, float]:
+        """Pixel width and height on the ground, metres, at grid row ``row`` (default: the middle row).
+
+        Projected grids: the CRS units in metres (the projection's scale factor, ≤ 0.04 % in
+        UTM, is ignored). Geographic grids: degrees times the WGS 84 meridian and prime-vertical
+        radii at the row's latitude.
+        """
+        if not self.crs.is_geographic:
+            factor = float(self.crs.linear_units_factor[1]) if self.crs.linear_units_factor else 1.0
+            return abs(self.transform.a) * factor, abs(self.transform.e) * factor
+        row = self.height / 2 if row is None else row
+        lat = math.radians(self.transform.f + row * self.transform.e)
+        a, e2 = 6_378_137.0, 6.694379990141317e-3
+        w = 1.0 - e2 * math.sin(lat) ** 2
+        meridian, prime_vertical = a * (1 - e2) / w**1.5, a / math.sqrt(w)
+        rad = math.pi / 180.0
+        return abs(self.transform.a) * rad * prime_vertical * math.cos(lat), abs(self.transform.e) * rad * meridian
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

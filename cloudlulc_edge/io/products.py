@@ -4,7 +4,8 @@
 L1C/L2A SAFE (folder or zip), Sentinel-1 GRD SAFE (folder or zip) and GeoTIFF scenes (see
 `geotiff`). Anything else is a *skip* with a reason naming the path, never an exception, so one
 stray folder does not stop a batch. A product that is recognised but broken (malformed XML, a
-GeoTIFF scene missing a band) is also a skip, with the product error as the reason.
+GeoTIFF scene missing a band, an S1 SAFE without its measurement files: a metadata-only download)
+is also a skip, with the product error as the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.errors import CloudLULCError, ProductError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.geotiff import find_geotiff_scene, scene_grid, scene_time
 from cloudlulc_edge.io.s1_metadata import read_s1_metadata
@@ -107,6 +108,11 @@ def _safe_product(path: Path) -> Product | None:
         )  # fmt: skip
     if _S1_SAFE.match(name):
         m1 = read_s1_metadata(archive)
+        absent = [p.measurement for p in m1.polarisations.values() if not archive.exists(p.measurement)]
+        if absent:  # a metadata-only download (or an incomplete one): nothing to calibrate
+            what = "metadata-only product" if len(absent) == len(m1.polarisations) else "incomplete product"
+            raise ProductError(f"{what}: measurement file(s) {', '.join(Path(a).name for a in absent)} missing; "
+                               "download the full product to map it", path)  # fmt: skip
         return Product(
             "s1_safe", str(path), m1.product_id, m1.start_time.isoformat(), m1.footprint,
             {"mission": m1.mission, "absolute_orbit": m1.absolute_orbit, "datatake_id": m1.datatake_id,

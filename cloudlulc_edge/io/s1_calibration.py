@@ -16,7 +16,7 @@ no-value pixels and becomes NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,12 +27,16 @@ from cloudlulc_edge.io.archive import SafeArchive, find_text, metadata_errors, p
 __all__ = [
     "SIGMA0_FLOOR",
     "CalibrationLut",
+    "Coefficient",
     "NoiseAzimuthBlock",
     "NoiseLut",
+    "backscatter",
     "read_calibration",
     "read_noise",
-    "sigma0",
 ]
+
+#: Backscatter coefficient of a calibration LUT: σ⁰ (``sigmaNought``), β⁰ (``betaNought``) or ellipsoid γ⁰ (``gamma``).
+Coefficient = Literal["sigma0", "beta0", "gamma"]
 
 #: Linear σ⁰ floor applied after noise subtraction (-40 dB, as xarray-sentinel's ``min_db``).
 SIGMA0_FLOOR = 1e-4
@@ -103,8 +107,10 @@ class NoiseLut:
         rows = np.asarray(rows, dtype=np.float64)
         cols = np.asarray(cols, dtype=np.float64)
         for block in self.azimuth:
-            r_in = (rows >= block.first_line) & (rows <= block.last_line)
-            c_in = (cols >= block.first_sample) & (cols <= block.last_sample)
+            # Half-open blocks widened by half a pixel: a multilooked pixel whose centre falls between
+            # two sub-swaths (x.5 with an even look count) belongs to exactly one of them.
+            r_in = (rows >= block.first_line - 0.5) & (rows < block.last_line + 0.5)
+            c_in = (cols >= block.first_sample - 0.5) & (cols < block.last_sample + 0.5)
             if not r_in.any() or not c_in.any():
                 continue
             if block.lines.size == 1:  # lineCount=1 blocks (isce2#202): constant over the block
@@ -203,7 +209,7 @@ def read_noise(archive: SafeArchive, member: str) -> NoiseLut:
     return NoiseLut(np.asarray(lines), tuple(pixels), tuple(values), tuple(blocks))
 
 
-def sigma0(
+def backscatter(
     dn: npt.NDArray[Any],
     row0: int,
     col0: int,
@@ -211,8 +217,9 @@ def sigma0(
     noise: NoiseLut | None,
     looks: int = 1,
     floor: float = SIGMA0_FLOOR,
+    coefficient: Coefficient = "sigma0",
 ) -> npt.NDArray[np.float32]:
-    """Calibrated, noise-removed σ⁰ (linear) of a window of measurement DNs.
+    """Calibrated, noise-removed backscatter (linear; σ⁰ by default) of a window of measurement DNs.
 
     With ``looks > 1`` the intensity DN² is averaged over ``looks × looks`` blocks (ignoring
     no-value pixels) and the LUTs are evaluated at block centres; the LUTs vary over hundreds of
@@ -227,9 +234,10 @@ def sigma0(
         noise: Noise LUTs, or None to skip thermal-noise removal.
         looks: Block size of the multilook average.
         floor: Positive floor for noise-subtracted values.
+        coefficient: ``sigma0``, ``beta0`` (the input of radiometric terrain flattening) or ``gamma``.
 
     Returns:
-        (h / looks, w / looks) float32 σ⁰; NaN where every DN of a block is 0 (no-value pixels).
+        (h / looks, w / looks) float32 backscatter; NaN where every DN of a block is 0 (no-value pixels).
     """
     h, w = dn.shape[0] // looks, dn.shape[1] // looks
     blocks = dn[: h * looks, : w * looks].reshape(h, looks, w, looks).astype(np.float64)
@@ -241,7 +249,7 @@ def sigma0(
     cols = col0 + np.arange(w, dtype=np.float64) * looks + centre
     if noise is not None:
         power -= noise.interpolate(rows, cols)
-    a = calibration.interpolate(rows, cols, "sigma0")
+    a = calibration.interpolate(rows, cols, coefficient)
     out: npt.NDArray[np.float32] = np.maximum(power / (a * a), floor).astype(np.float32)
     out[count == 0] = np.nan
     return out

@@ -1,8 +1,10 @@
 """Sentinel-1 IW/EW GRD SAFE metadata: the manifest and the product annotation.
 
-`read_s1_metadata` parses what pairing, calibration and geocoding need without reading pixels:
+`read_s1_metadata` parses what pairing, calibration and GCP geocoding need without reading pixels:
 identity and timing, footprint, the files of each polarisation, the image size and pixel spacing,
-and the geolocation grid (GCPs: line, pixel → longitude, latitude, height).
+and the geolocation grid (GCPs: line, pixel → longitude, latitude, height). `read_s1_geometry`
+parses what range-Doppler terrain correction needs: the orbit state vectors, the line timing and
+the slant-to-ground-range polynomials.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import numpy as np
+import numpy.typing as npt
 from rasterio.control import GroundControlPoint
 
 from cloudlulc_edge.errors import ProductError
 from cloudlulc_edge.io.archive import SafeArchive, find_text, metadata_errors, parse_xml
 
-__all__ = ["S1Polarisation", "S1SafeMetadata", "read_s1_metadata"]
+__all__ = ["S1Geometry", "S1Polarisation", "S1SafeMetadata", "read_s1_geometry", "read_s1_metadata"]
 
 
 def _time(text: str) -> datetime:
@@ -175,3 +179,98 @@ def _gcps(ann: ElementTree.Element, src: Path) -> list[GroundControlPoint]:
         )
         for i, p in enumerate(points)
     ]
+
+
+@dataclass(frozen=True)
+class S1Geometry:
+    """The acquisition geometry of a GRD product: what range-Doppler geocoding needs.
+
+    Times are seconds since ``epoch`` (the first line's zero-Doppler time, UTC).
+
+    Attributes:
+        epoch: Zero-Doppler time of the first image line (``productFirstLineUtcTime``).
+        azimuth_time_interval: Seconds between image lines.
+        range_pixel_spacing: Ground-range spacing of image samples, metres (pixel p lies at ground
+            range p · spacing from the first sample).
+        azimuth_pixel_spacing: Along-track spacing of image lines on the ground, metres.
+        near_slant_range: Slant range of the first image sample, metres (``slantRangeTime`` · c / 2).
+        lines: Image lines.
+        samples: Image samples.
+        orbit_times: (N,) state-vector times.
+        orbit_positions: (N, 3) ECEF positions, metres (Earth-fixed frame).
+        orbit_velocities: (N, 3) ECEF velocities, m/s.
+        conversion_times: (M,) times of the slant-to-ground-range polynomials.
+        sr0: (M,) slant-range origin of each polynomial, metres.
+        srgr: (M, D) coefficients, ground range = Σ_k c_k (R − sr0)^k.
+        incidence_mid_swath: Ellipsoid incidence angle at mid swath, degrees.
+        orbit_source: Where the state vectors came from (``annotation`` or an orbit file name).
+    """
+
+    epoch: datetime
+    azimuth_time_interval: float
+    range_pixel_spacing: float
+    azimuth_pixel_spacing: float
+    near_slant_range: float
+    lines: int
+    samples: int
+    orbit_times: npt.NDArray[np.float64]
+    orbit_positions: npt.NDArray[np.float64]
+    orbit_velocities: npt.NDArray[np.float64]
+    conversion_times: npt.NDArray[np.float64]
+    sr0: npt.NDArray[np.float64]
+    srgr: npt.NDArray[np.float64]
+    incidence_mid_swath: float
+    orbit_source: str = "annotation"
+
+    def seconds(self, when: datetime) -> float:
+        """Seconds from the epoch to ``when``."""
+        return (when - self.epoch).total_seconds()
+
+
+def _utc(text: str) -> datetime:
+    """Annotation time with its microseconds (``2021-12-23T05:11:22.594441``)."""
+    return datetime.fromisoformat(text.strip().rstrip("Z"))
+
+
+@metadata_errors
+def read_s1_geometry(archive: SafeArchive, annotation: str) -> S1Geometry:
+    """Parses the orbit, timing and slant-to-ground-range polynomials of one product annotation.
+
+    Raises:
+        ProductError: The annotation lacks any of them (naming the element).
+    """
+    ann = parse_xml(archive, annotation)
+    src = archive.display(annotation)
+    epoch = _utc(find_text(ann, ".//imageInformation/productFirstLineUtcTime", src))
+
+    def seconds(text: str) -> float:
+        return (_utc(text) - epoch).total_seconds()
+
+    orbits = ann.findall(".//generalAnnotation/orbitList/orbit")
+    if len(orbits) < 4:
+        raise ProductError(f"the annotation has {len(orbits)} orbit state vectors; at least 4 are needed", src)
+    times = np.array([seconds(find_text(o, "time", src)) for o in orbits])
+    positions = np.array([[float(find_text(o, f"position/{a}", src)) for a in "xyz"] for o in orbits])
+    velocities = np.array([[float(find_text(o, f"velocity/{a}", src)) for a in "xyz"] for o in orbits])
+    conversions = ann.findall(".//coordinateConversionList/coordinateConversion")
+    if not conversions:
+        raise ProductError("the annotation has no coordinateConversion (slant-to-ground-range) polynomials", src)
+    srgr = [np.asarray(find_text(c, "srgrCoefficients", src).split(), dtype=np.float64) for c in conversions]
+    if len({c.size for c in srgr}) != 1:
+        raise ProductError("srgrCoefficients of unequal length", src)
+    return S1Geometry(
+        epoch=epoch,
+        azimuth_time_interval=float(find_text(ann, ".//imageInformation/azimuthTimeInterval", src)),
+        range_pixel_spacing=float(find_text(ann, ".//imageInformation/rangePixelSpacing", src)),
+        azimuth_pixel_spacing=float(find_text(ann, ".//imageInformation/azimuthPixelSpacing", src)),
+        near_slant_range=float(find_text(ann, ".//imageInformation/slantRangeTime", src)) * 299_792_458.0 / 2,
+        lines=int(find_text(ann, ".//imageInformation/numberOfLines", src)),
+        samples=int(find_text(ann, ".//imageInformation/numberOfSamples", src)),
+        orbit_times=times,
+        orbit_positions=positions,
+        orbit_velocities=velocities,
+        conversion_times=np.array([seconds(find_text(c, "azimuthTime", src)) for c in conversions]),
+        sr0=np.array([float(find_text(c, "sr0", src)) for c in conversions]),
+        srgr=np.stack(srgr),
+        incidence_mid_swath=float(find_text(ann, ".//imageInformation/incidenceAngleMidSwath", src)),
+    )

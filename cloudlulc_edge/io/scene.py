@@ -1,4 +1,4 @@
-"""One pair's inputs as model-ready strips: S2 reflectance and S1 σ⁰ (dB) on the S2 grid.
+"""One pair's inputs as model-ready strips: S2 reflectance and S1 backscatter (dB) on the S2 grid.
 
 `SceneReader` opens the S2 product with the reader of its kind, opens every S1 slice of the
 pair onto the S2 grid, and for each strip converts DNs to reflectance with the product's own
@@ -29,6 +29,7 @@ from cloudlulc_edge.io.geotiff import GeoTiffS1Reader, GeoTiffS2Reader, find_geo
 from cloudlulc_edge.io.grid import RasterGrid, Strip
 from cloudlulc_edge.io.products import Product
 from cloudlulc_edge.io.s1_safe import S1SafeReader
+from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.io.s2_safe import S2SafeReader
 
 __all__ = ["SceneReader"]
@@ -62,6 +63,7 @@ class SceneReader:
         s2_offset: DN offset for GeoTIFF scenes that carry none.
         s2_quantification: DN divisor for GeoTIFF scenes that carry none.
         contract: Normalisation contract.
+        terrain: Range-Doppler terrain correction of S1 SAFE products (None: GCP geocoding).
 
     Raises:
         ProductError: A product cannot be opened.
@@ -77,8 +79,10 @@ class SceneReader:
         s2_offset: float | None = None,
         s2_quantification: float | None = None,
         contract: InputContract = DEFAULT_CONTRACT,
+        terrain: TerrainCorrection | None = None,
     ) -> None:
         self.contract = contract
+        self.terrain = terrain
         self.s2_norm = contract.s2
         self._s1: list[_S1Source] = []
         self.s2 = self._open_s2(s2, resolution, s2_offset, s2_quantification)
@@ -104,7 +108,8 @@ class SceneReader:
 
     def _open_s1(self, product: Product, workdir: str | Path | None) -> _S1Source:
         if product.kind == "s1_safe":
-            return S1SafeReader(product.path, self.grid, self.contract.s1_polarisations, workdir)
+            return S1SafeReader(product.path, self.grid, self.contract.s1_polarisations, workdir,
+                                terrain=self.terrain)  # fmt: skip
         scene = find_geotiff_scene(Path(product.path))
         if scene is None:
             raise ProductError("no longer a GeoTIFF scene", product.path)

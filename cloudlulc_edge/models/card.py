@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cloudlulc_edge.contract import DEFAULT_CONTRACT, InputContract
+from cloudlulc_edge.contract import DEFAULT_CONTRACT, S1_RADIOMETRIES, InputContract
 from cloudlulc_edge.errors import ModelCardError
 from cloudlulc_edge.models.architectures import ARCHITECTURES, Architecture
 from cloudlulc_edge.models.base import ModelConfig
@@ -148,8 +148,8 @@ class ModelCard:
             mismatches.append(
                 f"S1 channels {list(c.s1_polarisations)} (package reads {list(package.s1_polarisations)})"
             )
-        if c.s1_coefficient != package.s1_coefficient:
-            mismatches.append(f"S1 coefficient {c.s1_coefficient!r} (package produces {package.s1_coefficient!r})")
+        if c.s1_radiometry not in S1_RADIOMETRIES:
+            mismatches.append(f"S1 radiometry {c.s1_radiometry!r} (package produces {' or '.join(S1_RADIOMETRIES)})")
         if c.classes != package.classes:
             mismatches.append(f"classes {list(c.classes)} (package maps {list(package.classes)})")
         if len(c.s2_bands) != cfg.s2_channels:

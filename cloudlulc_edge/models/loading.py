@@ -36,12 +36,16 @@ class ModelIdentity:
         version: Package version that wrote the weights (or ``untrained``).
         sha256: SHA-256 of the weights file (or ``untrained``).
         tile: Tile side the model runs at (0: not fixed, torch).
+        s1_radiometry: S1 radiometry the model was trained on (its card's contract).
+        s1_geocoding: How its training S1 was geocoded (``RD_DEM`` or ``GCP_ELLIPSOID``).
     """
 
     name: str
     version: str
     sha256: str
     tile: int
+    s1_radiometry: str = "sigma0"
+    s1_geocoding: str = "RD_DEM"
 
     @property
     def trained(self) -> bool:
@@ -93,7 +97,8 @@ def load_model(
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint(variant)
     if path is not None:
         model, card = load_checkpoint(path)
-        return LoadedModel(model, ModelIdentity(card.variant, card.package_version, card.weights_sha256, tile), card,
+        return LoadedModel(model, ModelIdentity(card.variant, card.package_version, card.weights_sha256, tile,
+                                                 card.contract.s1_radiometry, card.contract.s1_geocoding), card,
                            path)  # fmt: skip
     if variant not in list_models():
         raise CloudLULCError(f"unknown variant {variant!r}; one of {', '.join(list_models())}")

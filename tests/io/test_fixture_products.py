@@ -20,7 +20,7 @@ from cloudlulc_edge.cli import app
 from cloudlulc_edge.errors import ProductError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.products import identify, scan
-from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise, sigma0
+from cloudlulc_edge.io.s1_calibration import backscatter, read_calibration, read_noise
 from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 from cloudlulc_edge.io.s1_safe import S1SafeReader
 from cloudlulc_edge.io.s2_safe import S2SafeReader, read_s2_metadata
@@ -88,7 +88,7 @@ def test_s1_calibration_recovers_the_generated_sigma0():
     cal, noise = read_calibration(archive, vv.calibration), read_noise(archive, vv.noise)
     with rasterio.open(S1 / vv.measurement) as ds:
         dn = ds.read(1)
-    s0 = sigma0(dn, 0, 0, cal, noise)
+    s0 = backscatter(dn, 0, 0, cal, noise)
     # The generator wrote DN² = σ⁰·A² + η with A = 600, η = 60: calibration inverts it to rounding.
     valid = dn > 0
     expected = (dn.astype(np.float64) ** 2 - 60.0) / 600.0**2

@@ -83,10 +83,12 @@ def test_scan_skips_non_products_and_pairs_real_safe_metadata(s2_safe: Path, tmp
         (root / s1.name).symlink_to(s1)
     result = scan(root)
     kinds = sorted(p.kind for p in result.products)
-    assert kinds == ["s1_safe", "s1_safe", "s2_safe"]
+    assert kinds == ["s2_safe"]
     reasons = {Path(s.path).name: s.reason for s in result.skipped}
     assert "not a product" in reasons["notes"] and "unreadable zip" in reasons["broken.zip"]
-    # The S1 products are from 2021 over Italy/France: no S1 pairs with the 2022 Irish S2 tile.
+    # The real S1 products are metadata-only downloads: recognised and left out at scan time.
+    for s1 in s1_dir.iterdir():
+        assert "metadata-only product" in reasons[s1.name] and "measurement" in reasons[s1.name]
     plan = pair_products(result.products, window_days=6)
     assert len(plan.pairs) == 1 and plan.pairs[0].s1 == () and plan.pairs[0].s1_coverage_pct == 0.0
     strict = pair_products(result.products, require_s1=True)

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import bisect
-import re
-import shutil
-import warnings
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import geometry_mask
 from rasterio.warp import transform, transform_geom
-from rasterio.windows import Window
 
 from cloudlulc_edge.errors import PairingError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.grid import RasterGrid
-from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise, sigma0
+from cloudlulc_edge.io.s1_calibration import NoiseLut, backscatter, read_calibration, read_noise
 from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 from cloudlulc_edge.io.s1_safe import S1SafeReader
 from tests.conftest import shared_data
+from tests.io.s1_measurement import constant, with_measurement
 
 S1A = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
 S1B = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
@@ -76,7 +73,7 @@ def test_calibration_matches_an_independent_evaluation() -> None:
         block = next(b for b in noise.azimuth if b.first_sample <= col <= b.last_sample)
         eta_a = float(np.interp(row, block.lines, block.values))
         expected = max((float(dn[0, 0]) ** 2 - eta_r * eta_a) / a**2, 1e-4)
-        assert sigma0(dn, row, col, cal, noise)[0, 0] == pytest.approx(expected, rel=1e-5)
+        assert backscatter(dn, row, col, cal, noise)[0, 0] == pytest.approx(expected, rel=1e-5)
 
 
 def test_multilook_averages_power_not_amplitude() -> None:
@@ -84,37 +81,45 @@ def test_multilook_averages_power_not_amplitude() -> None:
     pol = read_s1_metadata(archive).polarisations["VV"]
     cal = read_calibration(archive, pol.calibration)
     dn = np.array([[100, 300], [100, 300]], dtype=np.uint16)
-    ml = sigma0(dn, 4000, 9000, cal, None, looks=2)[0, 0]
-    single = sigma0(dn, 4000, 9000, cal, None).mean()
+    ml = backscatter(dn, 4000, 9000, cal, None, looks=2)[0, 0]
+    single = backscatter(dn, 4000, 9000, cal, None).mean()
     assert ml == pytest.approx(single, rel=1e-3)  # mean of σ⁰, not σ⁰ of mean DN (which is 20 % lower)
-    assert sigma0(np.zeros((2, 2), np.uint16), 0, 0, cal, None, looks=2)[0, 0] != sigma0(dn, 0, 0, cal, None, 2)[0, 0]
+    assert (
+        backscatter(np.zeros((2, 2), np.uint16), 0, 0, cal, None, looks=2)[0, 0]
+        != backscatter(dn, 0, 0, cal, None, 2)[0, 0]
+    )
+
+
+@pytest.mark.parametrize("name", [S1A, S1B])
+def test_multilooked_pixels_on_a_subswath_boundary_get_the_azimuth_noise(name: str) -> None:
+    """Regression: with 2 looks a block centre at x.5 between two sub-swaths used to get no azimuth factor."""
+    archive = SafeArchive(shared_data("s1-grd-safe", name))
+    pol = next(iter(read_s1_metadata(archive).polarisations.values()))
+    cal, noise = read_calibration(archive, pol.calibration), read_noise(archive, pol.noise)
+    range_only = NoiseLut(noise.range_lines, noise.range_pixels, noise.range_values, ())
+    blocks = sorted(noise.azimuth, key=lambda b: b.first_sample)
+    for left, right in itertools.pairwise(blocks):
+        assert right.first_sample == left.last_sample + 1  # the sub-swaths tile the samples
+        row = float(int(0.5 * (max(left.first_line, right.first_line) + min(left.last_line, right.last_line))))
+        centre = np.array([left.last_sample + 0.5])  # the centre of a 2-look block across the boundary
+        factor = (noise.interpolate(np.array([row]), centre) / range_only.interpolate(np.array([row]), centre))[0, 0]
+        sides = [float(np.interp(row, b.lines, b.values)) for b in (left, right)]
+        assert min(abs(factor / f - 1) for f in sides) < 1e-9, f"{name}: factor {factor} is neither of {sides}"
+        # End to end, noise removal on: a dark target (DN² = 1.5 η) shows no spike in the boundary column.
+        r0, c0 = int(row) - int(row) % 2, left.last_sample - 7  # the 4th 2×2 block straddles the boundary
+        eta = float(noise.interpolate(np.array([row]), centre)[0, 0])
+        dn = np.full((2, 16), round(np.sqrt(1.5 * eta)), np.uint16)
+        db = 10 * np.log10(backscatter(dn, r0, c0, cal, noise, looks=2)[0])
+        lo, hi = min(db[2], db[4]), max(db[2], db[4])
+        assert lo - 0.05 <= db[3] <= hi + 0.05, (
+            f"{name}: boundary column {db[3]:.2f} dB vs neighbours {lo:.2f}..{hi:.2f}"
+        )
 
 
 @pytest.fixture(scope="module")
 def s1b_with_measurement(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real S1B metadata plus a full-size synthetic VV measurement carrying the annotation GCPs."""
-    dst = tmp_path_factory.mktemp("s1") / S1B
-    shutil.copytree(shared_data("s1-grd-safe", S1B), dst)
-    meta = read_s1_metadata(SafeArchive(dst))
-    tiff = dst / meta.polarisations["VV"].measurement
-    tiff.parent.mkdir()
-    profile = {"driver": "GTiff", "width": meta.samples, "height": meta.lines, "count": 1, "dtype": "uint16",
-               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}  # fmt: skip
-    with warnings.catch_warnings():  # GCPs are attached after creation
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        f = rasterio.open(tiff, "w", **profile)
-    with f:
-        for r in range(0, meta.lines, 2048):
-            n = min(2048, meta.lines - r)
-            f.write(np.full((n, meta.samples), 200, np.uint16), 1, window=Window(0, r, meta.samples, n))
-        f.gcps = (meta.gcps, CRS.from_epsg(4326))
-    # The synthetic measurement replaces the real one: record its size where the manifest keeps it.
-    manifest = dst / "manifest.safe"
-    text = manifest.read_text()
-    href = re.escape(tiff.name)
-    text = re.sub(rf'size="\d+"(>\s*<fileLocation[^>]*{href})', rf'size="{tiff.stat().st_size}"\1', text)
-    manifest.write_text(text)
-    return dst
+    """The real S1B metadata plus a full-size synthetic VV measurement (constant DN 200)."""
+    return with_measurement(shared_data("s1-grd-safe", S1B), tmp_path_factory.mktemp("s1"), constant(200.0))
 
 
 def _utm_grid(footprint: dict, res: float) -> RasterGrid:

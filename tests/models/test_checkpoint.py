@@ -46,7 +46,7 @@ def test_card_records_the_contract(checkpoint):
     card = json.loads((directory / CARD_FILE).read_text())
     assert card["contract"]["s2_bands"][8] == "B8A"
     assert card["contract"]["s1_polarisations"] == ["VV", "VH"]
-    assert card["contract"]["s1_coefficient"] == "sigma0"
+    assert card["contract"]["s1_radiometry"] == "sigma0"
     assert card["contract"]["s1"]["clip_db"] == [[-25.0, 0.0], [-32.5, 0.0]]
     assert card["contract"]["tile_size"] == 512
     assert "reconstruction" in card["description"].lower()
@@ -80,7 +80,7 @@ def test_malformed_card_fails_clearly(checkpoint):
         ({"contract.s2_bands": ["B02", "B03", "B04", "B08"]}, "S2 bands"),
         ({"contract.s1_polarisations": ["VH", "VV"]}, "S1 channels"),
         ({"contract.classes": ["a", "b", "c", "d", "e", "f"]}, "classes"),
-        ({"contract.s1_coefficient": "gamma0"}, "S1 coefficient"),
+        ({"contract.s1_radiometry": "gamma0"}, "S1 radiometry"),
         ({"config.num_classes": 7}, "7"),
         ({"config.width": 10}, "width must be a multiple of 4"),
         ({"config.width": 10**6}, "outside"),
