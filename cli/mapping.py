@@ -32,6 +32,7 @@ from cloudlulc_edge.cli.options import (
     LogFormatOpt,
     MaxMemoryOpt,
     ModelOpt,
+    OpticsOpt,
     OrbitDirOpt,
     OverlapOpt,
     PairWindowOpt,
@@ -144,7 +145,7 @@ def _summary(request: RunRequest, result: RunResult, quiet: bool, log_format: Lo
 def _spec_and_options(
     backend: BackendChoice, variant: str, checkpoint: Path | None, model: Path | None, precision: Precision,
     device: str, tile: int, allow_untrained: bool, overlap: int, batch_size: int, class_scheme: ClassSchemeChoice,
-    resolution: int | None, confidence: bool, stac: bool, resume: bool, s1_missing: S1MissingChoice,
+    resolution: int | None, confidence: bool, optics: bool, stac: bool, resume: bool, s1_missing: S1MissingChoice,
     s2_offset: float | None, s2_quantification: float | None, prefetch: int, max_memory: int | None, grid_offset: int,
     terrain: TerrainCorrection | None, allow_radiometry_mismatch: bool,
 ) -> tuple[BackendSpec, MapOptions]:  # fmt: skip
@@ -155,7 +156,7 @@ def _spec_and_options(
 
     try:
         options = MapOptions(tile=tile, overlap=overlap, batch_size=batch_size, class_scheme=class_scheme.value,
-                             resolution=resolution, confidence=confidence, stac=stac, resume=resume,
+                             resolution=resolution, confidence=confidence, optics=optics, stac=stac, resume=resume,
                              s1_missing=s1_missing.value, s2_offset=s2_offset, s2_quantification=s2_quantification,
                              prefetch=prefetch, max_memory_mb=max_memory, grid_offset=grid_offset, terrain=terrain,
                              allow_radiometry_mismatch=allow_radiometry_mismatch)  # fmt: skip
@@ -183,6 +184,7 @@ def map_command(
     class_scheme: ClassSchemeOpt = ClassSchemeChoice.worldcover,
     resolution: ResolutionOpt = None,
     confidence: ConfidenceOpt = False,
+    optics: OpticsOpt = False,
     stac: StacOpt = True,
     s2_offset: S2OffsetOpt = None,
     s2_quantification: S2QuantificationOpt = None,
@@ -212,7 +214,7 @@ def map_command(
 
     terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
     spec, options = _spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
-                                      overlap, batch_size, class_scheme, resolution, confidence, stac, resume,
+                                      overlap, batch_size, class_scheme, resolution, confidence, optics, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
                                       grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
     try:
@@ -254,6 +256,7 @@ def run_command(
     class_scheme: ClassSchemeOpt = ClassSchemeChoice.worldcover,
     resolution: ResolutionOpt = None,
     confidence: ConfidenceOpt = False,
+    optics: OpticsOpt = False,
     stac: StacOpt = True,
     s2_offset: S2OffsetOpt = None,
     s2_quantification: S2QuantificationOpt = None,
@@ -296,7 +299,7 @@ def run_command(
 
     terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
     spec, options = _spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
-                                      overlap, batch_size, class_scheme, resolution, confidence, stac, resume,
+                                      overlap, batch_size, class_scheme, resolution, confidence, optics, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
                                       grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
     try:

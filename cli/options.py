@@ -13,7 +13,7 @@ Registry — option: meaning (commands that take it):
 * ``--tile``, ``--overlap``, ``--grid-offset``: the tile grid (map, run; overlap also bench scene)
 * ``--class-scheme``: output codes, worldcover / dynamicworld / native (map, run)
 * ``--resolution``: output pixel size in metres (map, run)
-* ``--confidence/--no-confidence``, ``--stac/--no-stac``: extra outputs (map, run)
+* ``--confidence/--no-confidence``, ``--optics/--no-optics``, ``--stac/--no-stac``: extra outputs (map, run)
 * ``--s2-offset``, ``--s2-quantification``: radiometry of GeoTIFF S2 scenes that carry none (map, run)
 * ``--s1-missing``: map S2-only pairs with the missing-SAR path, or skip them (map, run)
 * ``--prefetch``: tile batches read ahead of the model (map, run)
@@ -63,6 +63,7 @@ __all__ = [
     "LogFormatOpt",
     "MaxMemoryOpt",
     "ModelOpt",
+    "OpticsOpt",
     "OrbitDirOpt",
     "OverlapOpt",
     "PairWindowOpt",
@@ -172,6 +173,12 @@ ResolutionOpt = Annotated[
 ConfidenceOpt = Annotated[
     bool, typer.Option("--confidence/--no-confidence", help="Also write a confidence COG (top-class probability).")
 ]
+OpticsOpt = Annotated[
+    bool,
+    typer.Option("--optics/--no-optics",
+                 help="Also write <map>_optics.tif: per pixel, clear optics or mapped through cloud/shadow "
+                      "(from the SCL where the product has one, else a spectral cloud proxy)."),
+]  # fmt: skip
 StacOpt = Annotated[bool, typer.Option("--stac/--no-stac", help="Also write a STAC item per map.")]
 S2OffsetOpt = Annotated[
     float | None, typer.Option(help="DN offset of GeoTIFF S2 scenes that carry none (e.g. -1000 from baseline 04.00).")

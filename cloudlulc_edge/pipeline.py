@@ -64,6 +64,9 @@ class MapOptions:
         class_scheme: Output codes (``worldcover``, ``dynamicworld``, ``native``).
         resolution: Output resolution in metres (None: 10 m for SAFE, the finest band for GeoTIFF).
         confidence: Also write a confidence COG.
+        optics: Also write ``<map>_optics.tif``: per pixel, whether the optics were usable or the
+            class was made through cloud (`cloudlulc_edge.optics`; from the SCL where the product has
+            one, else a spectral cloud proxy that reads the bands a second time).
         stac: Also write a STAC item.
         resume: Skip pairs whose map already exists.
         s1_missing: ``map`` (use the model's S1-missing path, tagged) or ``skip`` pairs without S1.
@@ -89,6 +92,7 @@ class MapOptions:
     class_scheme: ClassSchemeName = "worldcover"
     resolution: int | None = None
     confidence: bool = False
+    optics: bool = False
     stac: bool = True
     resume: bool = True
     s1_missing: S1Missing = "map"
@@ -222,6 +226,8 @@ class SceneReport:
         stages: Seconds per stage (``open``, ``read``, ``predict``, ``blend_write``, ``finalize``).
         s1_geocoding: How S1 was geocoded (``RD_DEM``, ``GCP_ELLIPSOID``, ``GEOTIFF_INPUT``), if any.
         s1_layover_shadow_pct: Share of the S1-imaged pixels masked as layover or shadow (``RD_DEM``).
+        through_cloud_pct: Share of the pixels with S2 data whose optics were cloud or shadow
+            (``optics``): how much of the map was made through cloud.
     """
 
     name: str
@@ -238,6 +244,7 @@ class SceneReport:
     stages: dict[str, float] = field(default_factory=dict)
     s1_geocoding: str | None = None
     s1_layover_shadow_pct: float | None = None
+    through_cloud_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -356,7 +363,8 @@ def _map_claimed(
     try:
         grid = TileGrid(reader.grid.height, reader.grid.width, options.tile, options.overlap, options.grid_offset)
         blender = RowBlender(grid, backend.num_classes)
-        writer = MapWriter(target, reader.grid, options.class_scheme, options.confidence, options.stac)
+        writer = MapWriter(target, reader.grid, options.class_scheme, options.confidence, options.stac,
+                           options.optics)  # fmt: skip
         items: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.prefetch))
         tiler = Tiler(reader, grid, options.batch_size)
         producer = threading.Thread(target=_produce, args=(iter(tiler), items, stop), name=f"read-{pair.name}",
@@ -386,6 +394,9 @@ def _map_claimed(
         for rows in blender.finish():
             writer.write(rows)
         tags = _tags(pair, reader, backend, options, radiometry_mismatch)
+        if options.optics:
+            tags["OPTICS_SOURCE"] = _write_optics(reader, writer)
+            report.through_cloud_pct = writer.through_cloud_pct
         outputs = writer.finalize(tags, pair.s2.footprint, pair.s2.sensing_time)
         stages["finalize"] = time.perf_counter() - start
         report.mapped_pct = round(100.0 * outputs.mapped_pixels / (reader.grid.width * reader.grid.height), 3)
@@ -402,6 +413,15 @@ def _map_claimed(
     report.seconds = round(time.perf_counter() - t0, 3)
     report.stages = {k: round(v, 3) for k, v in stages.items()}
     return report
+
+
+def _write_optics(reader: SceneReader, writer: MapWriter, rows: int = 512) -> str:
+    """Writes the optics layer strip by strip; returns its evidence source."""
+    source = ""
+    for row0 in range(0, reader.grid.height, rows):
+        categories, source = reader.optics(row0, min(rows, reader.grid.height - row0))
+        writer.write_optics(row0, categories)
+    return source
 
 
 def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions,

@@ -4,11 +4,8 @@ The inputs are read through the same `SceneReader` as the mapping (so the pictur
 model saw), in row strips and decimated to at most ``max_side`` pixels, so a full 10980² tile
 costs one pass and little memory. The map is read from the COG at the same reduced size.
 
-The outlined **cloud mask is a spectral proxy**, not a cloud product: a valid pixel is cloud when
-its blue reflectance exceeds 0.2 (bright) and its SWIR-1 (B11) reflectance exceeds 0.15. Snow, as
-bright in the blue, is dark in the SWIR (the snowy BigEarthNet patch: B11 p99 ≈ 0.13); cloud tops are
-not (the real L2A clouds used by the simulator: B11 ≈ 0.2). An NDSI test would not do here: over-
-corrected L2A cloud tops reach ≈ 1.0 in the visible, which gives them snow-like NDSI values.
+The outlined **cloud mask is a spectral proxy**, not a cloud product (`optics.cloud_proxy_mask`:
+bright in the blue and in the SWIR-1 band, which snow is not).
 """
 
 from __future__ import annotations
@@ -26,25 +23,13 @@ from rasterio.enums import Resampling
 from cloudlulc_edge.contract import CLASS_SCHEMES, CLASSES, S2_BANDS
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.scene import SceneReader
+from cloudlulc_edge.optics import cloud_proxy_mask
 from cloudlulc_edge.pairing import Pair
 from cloudlulc_edge.pipeline import MapOptions
 
-__all__ = ["Preview", "cloud_proxy_mask", "read_preview", "render_quicklook"]
+__all__ = ["Preview", "read_preview", "render_quicklook"]
 
-_B02, _B03, _B04, _B11 = (S2_BANDS.index(b) for b in ("B02", "B03", "B04", "B11"))
-CLOUD_BLUE = 0.2
-CLOUD_SWIR = 0.15
-
-
-def cloud_proxy_mask(s2: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """Pixels bright in the blue and in the SWIR: cloud, not snow (see the module docstring).
-
-    Args:
-        s2: (12, H, W) normalised reflectance.
-        valid: (H, W) optical validity.
-    """
-    mask: npt.NDArray[np.bool_] = valid & (s2[_B02] > CLOUD_BLUE) & (s2[_B11] > CLOUD_SWIR)
-    return mask
+_B02, _B03, _B04 = (S2_BANDS.index(b) for b in ("B02", "B03", "B04"))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
@@ -25,6 +26,7 @@ from cloudlulc_edge.contract import CLASS_SCHEMES, CLASSES, encode_classes
 from cloudlulc_edge.errors import OutputError
 from cloudlulc_edge.files import durable_replace
 from cloudlulc_edge.io.grid import RasterGrid
+from cloudlulc_edge.optics import OPTICS_CLASSES, OPTICS_CLOUD, OPTICS_NODATA, OPTICS_SHADOW
 from cloudlulc_edge.tiling import FinishedRows
 from cloudlulc_edge.version import __version__
 
@@ -62,6 +64,7 @@ class MapOutputs:
     Attributes:
         map_path: The COG.
         confidence_path: The confidence COG, if written.
+        optics_path: The optics COG (where the map was made through cloud), if written.
         stac_path: The STAC item, if written.
         class_pixels: Pixel count per written code (nodata excluded).
         mapped_pixels: Pixels that received a class.
@@ -69,6 +72,7 @@ class MapOutputs:
 
     map_path: Path
     confidence_path: Path | None
+    optics_path: Path | None
     stac_path: Path | None
     class_pixels: dict[int, int] = field(default_factory=dict)
     mapped_pixels: int = 0
@@ -96,10 +100,12 @@ class MapWriter:
         scheme: Class scheme name (``worldcover``, ``dynamicworld``, ``native``).
         confidence: Also write ``<name>_confidence.tif`` (top-1 probability × 255, 0 = nodata).
         stac: Also write ``<name>.json``, a STAC item with the classification extension.
+        optics: Also write ``<name>_optics.tif``: where the optics were usable (`cloudlulc_edge.optics`
+            categories; rows come from `write_optics`).
     """
 
     def __init__(self, path: Path, grid: RasterGrid, scheme: str = "worldcover", confidence: bool = False,
-                 stac: bool = True) -> None:  # fmt: skip
+                 stac: bool = True, optics: bool = False) -> None:  # fmt: skip
         if scheme not in CLASS_SCHEMES:
             raise OutputError(f"unknown class scheme {scheme!r}; choose one of {sorted(CLASS_SCHEMES)}")
         self.path = Path(path)
@@ -107,6 +113,8 @@ class MapWriter:
         self.scheme = CLASS_SCHEMES[scheme]
         self.stac = stac
         self.confidence_path = self.path.with_name(f"{self.path.stem}_confidence.tif") if confidence else None
+        self.optics_path = self.path.with_name(f"{self.path.stem}_optics.tif") if optics else None
+        self._optics_counts = np.zeros(len(OPTICS_CLASSES), dtype=np.int64)
         self._temps: list[Path] = []
         self._counts = np.zeros(256, dtype=np.int64)
         profile = {**_PARTIAL_PROFILE, "width": grid.width, "height": grid.height, "crs": grid.crs,
@@ -118,6 +126,14 @@ class MapWriter:
             if self.confidence_path is not None
             else None
         )
+        self._optics = (
+            self._open(_hidden(self.optics_path, ".partial.tif"), {**profile, "nodata": OPTICS_NODATA})
+            if self.optics_path is not None
+            else None
+        )
+        self._optics_partial = self._temps[-1] if self._optics is not None else None
+        if self._optics is not None:
+            self._optics.write_colormap(1, {k: v[2] for k, v in OPTICS_CLASSES.items()})
 
     def _open(self, path: Path, profile: dict[str, Any]) -> rasterio.io.DatasetWriter:
         self._temps.append(path)
@@ -134,6 +150,23 @@ class MapWriter:
             conf = np.clip(np.rint(rows.probabilities.max(axis=0) * 255), 1, 255).astype(np.uint8)
             conf[~rows.predicted] = 0
             self._conf.write(conf, 1, window=window)
+
+    def write_optics(self, row0: int, categories: npt.NDArray[np.uint8]) -> None:
+        """Writes optics categories of rows ``[row0, row0 + n)`` (`cloudlulc_edge.optics`)."""
+        if self._optics is None:
+            raise OutputError("this writer was opened without optics=True", self.path)
+        self._optics.write(categories, 1, window=Window(0, row0, self.grid.width, categories.shape[0]))
+        self._optics_counts += np.bincount(categories.ravel(), minlength=len(OPTICS_CLASSES))[: len(OPTICS_CLASSES)]
+
+    @property
+    def through_cloud_pct(self) -> float | None:
+        """Share of the optics rows written so far covered by cloud or shadow, % of pixels with data."""
+        with_data = int(self._optics_counts[1:].sum())
+        if self._optics is None or with_data == 0:
+            return None
+        return round(
+            100.0 * float(self._optics_counts[OPTICS_CLOUD] + self._optics_counts[OPTICS_SHADOW]) / with_data, 3
+        )
 
     def finalize(self, tags: dict[str, str], footprint: dict[str, Any] | None = None,
                  datetime_iso: str | None = None) -> MapOutputs:  # fmt: skip
@@ -168,12 +201,18 @@ class MapWriter:
             self._conf.set_band_description(1, "confidence")
             self._conf.close()
             finals.append((self._temps[1], self.confidence_path))
+        if self._optics is not None and self.optics_path is not None:
+            self._optics.update_tags(**tags, **{f"OPTICS_{k}": f"{v[0]}: {v[1]}" for k, v in OPTICS_CLASSES.items()})
+            self._optics.set_band_description(1, "optics usable (1), cloud (2), cloud shadow (3); 0 = no map")
+            self._optics.close()
+            assert self._optics_partial is not None
+            finals.append((self._optics_partial, self.optics_path))
         try:
             cogs = []
             for partial, final in finals:
                 cog = _hidden(final, ".cog.tmp.tif")
                 self._temps.append(cog)
-                resampling = "MODE" if final == self.path else "AVERAGE"
+                resampling = "AVERAGE" if final == self.confidence_path else "MODE"  # categories: the mode
                 rasterio.shutil.copy(partial, cog, driver="COG", **{**COG_OPTIONS, "OVERVIEW_RESAMPLING": resampling})
                 cogs.append((cog, final))
             stac_path = self.path.with_suffix(".json") if self.stac else None
@@ -190,7 +229,7 @@ class MapWriter:
             raise OutputError(f"cannot write the map ({exc})", self.path) from exc
         self._remove_temps()
         counts = {int(c): int(n) for c, n in enumerate(self._counts) if n}
-        return MapOutputs(self.path, self.confidence_path, stac_path, counts, mapped)
+        return MapOutputs(self.path, self.confidence_path, self.optics_path, stac_path, counts, mapped)
 
     def _stac_item(self, tags: dict[str, str], footprint: dict[str, Any] | None, datetime_iso: str | None,
                    legend: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
@@ -209,6 +248,16 @@ class MapWriter:
             assets["confidence"] = {"href": f"./{self.confidence_path.name}",
                                     "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                                     "roles": ["data"], "title": "top-1 probability x 255"}  # fmt: skip
+        if self.optics_path is not None:
+            assets["optics"] = {
+                "href": f"./{self.optics_path.name}", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data", "quality"], "title": f"where the optics were usable ({tags.get('OPTICS_SOURCE')})",
+                "classification:classes": [
+                    {"value": k, "name": v[0], "description": v[1], **({"nodata": True} if k == OPTICS_NODATA else {}),
+                     "color_hint": "{:02X}{:02X}{:02X}".format(*v[2][:3])}
+                    for k, v in OPTICS_CLASSES.items()
+                ],
+            }  # fmt: skip
         return {
             "type": "Feature",
             "stac_version": "1.0.0",
@@ -241,7 +290,7 @@ class MapWriter:
 
     def abort(self) -> None:
         """Closes and deletes every temporary file; the final paths are never touched."""
-        for ds in (self._map, self._conf):
+        for ds in (self._map, self._conf, self._optics):
             if ds is not None and not ds.closed:
                 ds.close()
         self._remove_temps()

@@ -71,6 +71,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                                     "data there or set CLOUDLULC_SHARED_DATA to run the real-data tier.")  # fmt: skip
     elif SHARED_DATA.is_dir():
         terminalreporter.write_line(f"real-data tier ran against {SHARED_DATA}")
+    tiers = ("slow", "gpu", "tensorrt", "interpret")
+    held_back = [item for item in terminalreporter.stats.get("deselected", [])
+                 if any(m.name in tiers for m in getattr(item, "iter_markers", list)())]  # fmt: skip
+    if held_back:
+        names = sorted({m.name for item in held_back for m in item.iter_markers() if m.name in tiers})
+        terminalreporter.write_sep("!", f"NOT RUN HERE: {len(held_back)} test(s) of the {', '.join(names)} tier(s)",
+                                   yellow=True)  # fmt: skip
+        terminalreporter.write_line("interpret runs as `TRITON_INTERPRET=1 pytest -m interpret` (the README's test "
+                                    "command); gpu and tensorrt need a CUDA machine (`pytest -m gpu`, "
+                                    "`-m tensorrt`), slow is opt-in (`-m slow`); docs/testing.md.")  # fmt: skip
     missing = [r for r in terminalreporter.stats.get("skipped", []) if MISSING_TEST_DEPENDENCY in str(r.longrepr)]
     if missing:
         terminalreporter.write_sep("!", f"REFERENCE CHECKS SKIPPED: {len(missing)} test(s) lack a test dependency "

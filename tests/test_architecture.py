@@ -59,6 +59,21 @@ FORBIDDEN = {
     "pipeline": {"runner", "cli", "export", "ray_executor", "bench"},
     "data": {"pipeline", "backends", "export", "cli", "runner"},
     "training": {"pipeline", "backends", "export", "cli", "runner"},
+    "optics": {
+        "io",
+        "models",
+        "pipeline",
+        "backends",
+        "export",
+        "cli",
+        "runner",
+        "tiling",
+        "pairing",
+        "writer",
+        "data",
+        "training",
+        "bench",
+    },
 }
 
 

@@ -9,9 +9,10 @@ from PIL import Image
 from cloudlulc_edge.data.bigearthnet import BigEarthNetDW
 from cloudlulc_edge.data.cloud_sim import CloudDonor, CloudSimulator
 from cloudlulc_edge.io.products import scan
+from cloudlulc_edge.optics import cloud_proxy_mask
 from cloudlulc_edge.pairing import pair_products
 from cloudlulc_edge.pipeline import MapOptions, map_plan
-from cloudlulc_edge.quicklook import cloud_proxy_mask, read_preview, render_quicklook
+from cloudlulc_edge.quicklook import read_preview, render_quicklook
 from tests.conftest import shared_data
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")

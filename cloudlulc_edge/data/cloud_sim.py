@@ -47,7 +47,8 @@ from cloudlulc_edge.contract import S2_BANDS, s2_dn_to_reflectance
 from cloudlulc_edge.data.cloudlulc_set import Sample
 from cloudlulc_edge.errors import ProductError
 from cloudlulc_edge.io.archive import find_text, parse_xml
-from cloudlulc_edge.io.s2_safe import SCL_CLOUD, SCL_SHADOW, S2SafeReader
+from cloudlulc_edge.io.s2_safe import S2SafeReader
+from cloudlulc_edge.optics import SCL_CLOUD, SCL_SHADOW
 
 __all__ = ["CloudDonor", "CloudSimulator", "CloudyPatch", "simulate_sample"]
 

@@ -42,7 +42,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.warp import transform as warp_transform
 
 from cloudlulc_edge.errors import ProductError
-from cloudlulc_edge.io.grid import RasterGrid
+from cloudlulc_edge.io.grid import RasterGrid, lattice_weights
 
 __all__ = ["GEOID_GRIDS", "PROJ_DIRS", "Dem", "DemDatum", "DemError", "find_geoid_grid", "vertical_datum"]
 
@@ -239,7 +239,7 @@ class Dem:
         lon, lat = (np.asarray(v) for v in warp_transform(grid.crs, _WGS84, list(xs), list(ys)))
         n_nodes = _sample_geoid(find_geoid_grid(self.datum), lon, lat).reshape(rr.shape)
         # Separable bilinear spread of the lattice onto every pixel: N = R · nodes · Cᵀ.
-        out: npt.NDArray[np.float64] = _interp_matrix(nrows, rows) @ n_nodes @ _interp_matrix(ncols, cols).T
+        out: npt.NDArray[np.float64] = lattice_weights(nrows, rows) @ n_nodes @ lattice_weights(ncols, cols).T
         return out
 
     def covers(self, grid: RasterGrid) -> float:
@@ -250,19 +250,6 @@ class Dem:
         overlap_y = max(0.0, min(north, dn) - max(south, ds_))
         area = max((east - west) * (north - south), 1e-12)
         return float(overlap_x * overlap_y / area)
-
-
-def _interp_matrix(n: int, nodes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    """(n, len(nodes)) weights of linear interpolation from ``nodes`` (increasing indices) to ``0..n−1``."""
-    out = np.zeros((n, nodes.size))
-    if nodes.size == 1:
-        out[:, 0] = 1.0
-        return out
-    pos = np.arange(n)
-    k = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, nodes.size - 2)
-    w = (pos - nodes[k]) / (nodes[k + 1] - nodes[k])
-    out[pos, k], out[pos, k + 1] = 1.0 - w, w
-    return out
 
 
 @functools.lru_cache(maxsize=2)

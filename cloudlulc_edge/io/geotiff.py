@@ -220,6 +220,10 @@ class GeoTiffS2Reader:
         """(12, n, W) float32 DNs on the output grid (0 = nodata)."""
         return self._stack.read(row0, nrows, col0, ncols)
 
+    def scl_rows(self, row0: int, nrows: int) -> npt.NDArray[np.uint8] | None:
+        """None: GeoTIFF scenes carry no scene classification layer."""
+        return None
+
     def tags(self) -> dict[str, str]:
         """Provenance tags for the written map."""
         return {

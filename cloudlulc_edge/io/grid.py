@@ -16,7 +16,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 
-__all__ = ["RasterGrid", "Strip"]
+__all__ = ["RasterGrid", "Strip", "lattice_weights"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,21 @@ class Strip:
     s2_valid: npt.NDArray[np.bool_]
     s1: npt.NDArray[np.float32] | None
     s1_valid: npt.NDArray[np.bool_] | None
+
+
+def lattice_weights(n: int, nodes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """(n, len(nodes)) weights of linear interpolation from lattice ``nodes`` (increasing indices) to ``0 … n−1``.
+
+    A field known on a lattice of rows ``R`` and columns ``C`` is spread onto every pixel as
+    ``lattice_weights(h, R) @ values @ lattice_weights(w, C).T`` (separable bilinear interpolation,
+    two small matrix products).
+    """
+    out = np.zeros((n, nodes.size))
+    if nodes.size == 1:
+        out[:, 0] = 1.0
+        return out
+    pos = np.arange(n)
+    k = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, nodes.size - 2)
+    w = (pos - nodes[k]) / (nodes[k + 1] - nodes[k])
+    out[pos, k], out[pos, k + 1] = 1.0 - w, w
+    return out

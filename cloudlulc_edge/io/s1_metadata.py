@@ -203,7 +203,6 @@ class S1Geometry:
         sr0: (M,) slant-range origin of each polynomial, metres.
         srgr: (M, D) coefficients, ground range = Σ_k c_k (R − sr0)^k.
         incidence_mid_swath: Ellipsoid incidence angle at mid swath, degrees.
-        orbit_source: Where the state vectors came from (``annotation`` or an orbit file name).
     """
 
     epoch: datetime
@@ -220,7 +219,6 @@ class S1Geometry:
     sr0: npt.NDArray[np.float64]
     srgr: npt.NDArray[np.float64]
     incidence_mid_swath: float
-    orbit_source: str = "annotation"
 
     def seconds(self, when: datetime) -> float:
         """Seconds from the epoch to ``when``."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +45,7 @@ from rasterio.windows import Window
 
 from cloudlulc_edge.errors import OptionsError, PairingError
 from cloudlulc_edge.io.dem import Dem, DemDatum, DemError
-from cloudlulc_edge.io.grid import RasterGrid
+from cloudlulc_edge.io.grid import RasterGrid, lattice_weights
 from cloudlulc_edge.io.orbit import OrbitModel
 from cloudlulc_edge.io.s1_metadata import S1Geometry
 
@@ -204,6 +204,7 @@ class GeometryCube:
         w, h = self.x.size, self.y.size
         self._ix = np.unique(np.r_[np.arange(0, w, self.step), w - 1])
         self._iy = np.unique(np.r_[np.arange(0, h, self.step), h - 1])
+        self._rows, self._cols = lattice_weights(h, self._iy), lattice_weights(w, self._ix)
         span = max(self.h_max - self.h_min, 1.0)
         self.levels = np.array([self.h_min - 0.05 * span, 0.5 * (self.h_min + self.h_max), self.h_max + 0.05 * span])
         xx, yy = np.meshgrid(self.x[self._ix], self.y[self._iy])
@@ -241,21 +242,18 @@ class GeometryCube:
 
     def _spread(self, nodes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Bilinear interpolation of (…, ny, nx) lattice values onto every window pixel → (…, h, w)."""
-        fx = np.interp(np.arange(self.x.size), self._ix, np.arange(self._ix.size))
-        fy = np.interp(np.arange(self.y.size), self._iy, np.arange(self._iy.size))
-        x0 = np.minimum(fx.astype(int), self._ix.size - 2) if self._ix.size > 1 else np.zeros(self.x.size, int)
-        y0 = np.minimum(fy.astype(int), self._iy.size - 2) if self._iy.size > 1 else np.zeros(self.y.size, int)
-        wx, wy = (fx - x0)[None, :], (fy - y0)[:, None]
-        x1, y1 = np.minimum(x0 + 1, self._ix.size - 1), np.minimum(y0 + 1, self._iy.size - 1)
-        a, b = nodes[..., y0[:, None], x0[None, :]], nodes[..., y0[:, None], x1[None, :]]
-        c, d = nodes[..., y1[:, None], x0[None, :]], nodes[..., y1[:, None], x1[None, :]]
-        out: npt.NDArray[np.float64] = (a * (1 - wx) + b * wx) * (1 - wy) + (c * (1 - wx) + d * wx) * wy
+        out: npt.NDArray[np.float64] = self._rows @ nodes @ self._cols.T  # separable: two small matrix products
         return out
 
     def coordinates(
-        self, heights: npt.NDArray[np.float64]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """(line, pixel, slant range) of every window pixel at its DEM height, each (h, w); quadratic in h."""
+        self, heights: npt.NDArray[np.float64], slant_range: bool = True
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        """(line, pixel, slant range) of every window pixel at its DEM height, each (h, w); quadratic in h.
+
+        Args:
+            heights: (h, w) ellipsoidal heights, metres.
+            slant_range: Also the slant range (None otherwise: only flattening needs it).
+        """
         z0, z1, z2 = self.levels
         weights = (
             (heights - z1) * (heights - z2) / ((z0 - z1) * (z0 - z2)),  # Lagrange basis of the three levels
@@ -268,7 +266,7 @@ class GeometryCube:
             out: npt.NDArray[np.float64] = sum(w * spread[k] for k, w in enumerate(weights))
             return out
 
-        return at_height(self._line), at_height(self._pixel), at_height(self._slant)
+        return at_height(self._line), at_height(self._pixel), at_height(self._slant) if slant_range else None
 
     def look_grid(self) -> npt.NDArray[np.float64]:
         """(h, w, 3) unit look vectors in the grid frame (x, y, up)."""
@@ -331,8 +329,8 @@ class TerrainCorrection:
 RTC_GROUPING = 3
 #: Radar pixels added around the window that covers the grid.
 _MARGIN = 64
-#: Grid rows per pass of the RTC area accumulation.
-_STRIP = 256
+#: Grid pixels (rows, columns) geocoded at a time: the geometry of one chunk is ≈ 40 MB of float64.
+_CHUNK = (128, 1024)
 
 
 def _bilinear(image: npt.NDArray[np.float32], rows: npt.NDArray[np.float64],
@@ -347,6 +345,35 @@ def _bilinear(image: npt.NDArray[np.float32], rows: npt.NDArray[np.float64],
     out = ((image[r0, c0] * (1 - fc) + image[r0, c1] * fc) * (1 - fr)
            + (image[r1, c0] * (1 - fc) + image[r1, c1] * fc) * fr)  # fmt: skip
     return np.where(inside, out, np.nan).astype(np.float32)
+
+
+def _extrapolate_halo(heights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Heights with NaN in the outer ring (beyond the DEM) extrapolated linearly from the two pixels inside.
+
+    Central differences at the window's edge then equal the one-sided differences inside it.
+    """
+    out: npt.NDArray[np.float64] = heights.copy()
+    for edge, inner, next_ in ((0, 1, 2), (-1, -2, -3)):
+        for view in (out, out.T):  # rows, then columns
+            bad = ~np.isfinite(view[edge])
+            view[edge, bad] = 2 * view[inner, bad] - view[next_, bad]
+    return out
+
+
+def _gamma_area(heights: npt.NDArray[np.float64], pixel_size: tuple[float, float],
+                look: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:  # fmt: skip
+    """Each pixel's terrain area projected perpendicular to the look direction, m² (≥ 0; sarsen's ``gamma_area``).
+
+    Args:
+        heights: (h, w) heights, metres.
+        pixel_size: (x, y) pixel size, metres.
+        look: (h, w, 3) unit look vectors in the grid frame (x, y, up).
+    """
+    dx, dy = pixel_size
+    dz_dy, dz_dx = np.gradient(heights, dy, dx)
+    normal = np.stack([-dz_dx, dz_dy, np.ones_like(dz_dx)], axis=-1)  # area vector per unit map area; rows run south
+    area: npt.NDArray[np.float64] = np.maximum(dx * dy * np.einsum("...k,...k->...", normal, look), 0.0)
+    return area
 
 
 class TerrainGeocoder:
@@ -374,7 +401,7 @@ class TerrainGeocoder:
         self.pixels = 0  # grid pixels imaged by the product (for the layover/shadow share)
         self.masked = 0  # of them, in layover or shadow
         self.window = self._window()
-        self._area: list[npt.NDArray[np.float32]] | None = self._accumulate_area() if rtc else None
+        self._area: npt.NDArray[np.float32] | None = self._accumulate_area() if rtc else None
 
     def _window(self) -> Window:
         """The image window that covers the grid, from exact solves on a coarse lattice of it."""
@@ -410,22 +437,32 @@ class TerrainGeocoder:
         return Window(c0, r0, c1 - c0, r1 - r0)
 
     def _geometry(self, row0: int, nrows: int, col0: int, ncols: int) -> dict[str, npt.NDArray[np.float64]] | None:
-        """Heights, image coordinates, slant range and local incidence of a grid window (None: no DEM there)."""
-        heights = self.dem.heights(self.grid, row0, nrows, col0, ncols)
+        """Image coordinates, slant range, local incidence and γ-projected area of a grid window (None: no DEM).
+
+        The window is solved with a one-pixel halo, so the slopes at its edges are central
+        differences like everywhere else (chunks join without seams), and cropped.
+        """
+        heights = self.dem.heights(self.grid, row0 - 1, nrows + 2, col0 - 1, ncols + 2)
         valid = np.isfinite(heights)
-        if not valid.any():
+        if not valid[1:-1, 1:-1].any():
             return None
-        filled = np.where(valid, heights, np.nanmean(heights))
-        tr = self.grid.strip_transform(row0, col0)
-        x = (tr.c + (np.arange(ncols) + 0.5) * tr.a).astype(np.float64)
-        y = (tr.f + (np.arange(nrows) + 0.5) * tr.e).astype(np.float64)
+        filled = _extrapolate_halo(heights)
+        filled = np.where(np.isfinite(filled), filled, np.nanmean(heights))  # holes: invalid pixels anyway
+        tr = self.grid.strip_transform(row0 - 1, col0 - 1)
+        x = (tr.c + (np.arange(ncols + 2) + 0.5) * tr.a).astype(np.float64)
+        y = (tr.f + (np.arange(nrows + 2) + 0.5) * tr.e).astype(np.float64)
         cube = GeometryCube(self.model, self.grid.crs, x, y, float(filled.min()), float(filled.max()))
-        line, pixel, slant = cube.coordinates(filled)
+        line, pixel, slant = cube.coordinates(filled, slant_range=self.rtc)
         look = cube.look_grid()
-        pixel_size = self.grid.pixel_size_m(row0 + nrows / 2)  # metres, also for lon/lat grids
-        incidence = local_incidence(filled, pixel_size, look)
-        return {"heights": filled, "valid": valid, "line": line, "pixel": pixel, "slant": slant, "look": look,
-                "incidence": incidence, "pixel_size": np.array(pixel_size)}  # fmt: skip
+        dx, dy = self.grid.pixel_size_m(row0 + nrows / 2)  # metres, also for lon/lat grids
+        incidence = local_incidence(filled, (dx, dy), look)
+        inner = (slice(1, -1), slice(1, -1))
+        geo = {"valid": valid, "line": line, "pixel": pixel, "incidence": incidence}
+        out = {k: v[inner] for k, v in geo.items()}
+        if slant is not None:  # flattening: the slant range and the γ-projected area
+            out["slant"] = slant[inner]
+            out["gamma_area"] = _gamma_area(filled, (dx, dy), look)[inner]
+        return out
 
     def _bins(self, line: npt.NDArray[np.float64],
               slant: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:  # fmt: skip
@@ -438,17 +475,25 @@ class TerrainGeocoder:
         return (line / g - self._bin0[0],
                 (slant - geometry.near_slant_range) / (g * geometry.range_pixel_spacing) - self._bin0[1])  # fmt: skip
 
-    def _accumulate_area(self) -> list[npt.NDArray[np.float32]]:
-        """The four bilinear-corner accumulators of illuminated (γ-projected) terrain area per radar bin.
+    def _chunks(self, row0: int, nrows: int, col0: int, ncols: int) -> Iterator[tuple[int, int, int, int]]:
+        """Sub-windows ``(row0, nrows, col0, ncols)`` of at most `_CHUNK` pixels: bounded memory and radar reads."""
+        for r in range(row0, row0 + nrows, _CHUNK[0]):
+            for c in range(col0, col0 + ncols, _CHUNK[1]):
+                yield r, min(_CHUNK[0], row0 + nrows - r), c, min(_CHUNK[1], col0 + ncols - c)
 
-        Every grid pixel (plus a margin of pixels around the grid, whose terrain also falls into the
-        window's bins) spreads its area ``A·(n·u)`` over the four bins around its image position with
-        bilinear weights, one accumulator per corner, as sarsen's ``gamma_weights_bilinear``.
+    def _accumulate_area(self) -> npt.NDArray[np.float32]:
+        """Illuminated (γ-projected) terrain area per radar bin, normalised by the bin's own area.
+
+        sarsen's ``gamma_weights_bilinear`` spreads every DEM pixel's area over the four bins around
+        its image position with bilinear weights, and reads the four bins back with the same corner
+        offsets; since the weights of a pixel sum to one, what a pixel reads is the total area of
+        the pixels that share its bin (the floor of its fractional bin indices). That is computed
+        here directly, with one accumulator. The grid is covered with a margin of pixels around it,
+        whose terrain also falls into the bins of the grid's edge pixels.
         """
         g = RTC_GROUPING
         spacing = self.model.geometry.range_pixel_spacing
         margin = math.ceil(2 * g * spacing / min(self.grid.pixel_size_m())) + 2
-        # Slant range of the window's near edge: bins start there.
         # Bins start below the window's first line and the grid's nearest slant range (and its margin),
         # and end beyond the last line and the farthest slant range.
         slack = 4 * g * spacing + 4 * max(self.grid.pixel_size_m())
@@ -457,48 +502,34 @@ class TerrainGeocoder:
                       math.floor((self._slant_span[0] - slack - near) / (g * spacing)))  # fmt: skip
         n_az = math.ceil(self.window.height / g) + 4
         n_sr = math.ceil((self._slant_span[1] - self._slant_span[0] + 2 * slack) / (g * spacing)) + 3
-        sums = [np.zeros(n_az * n_sr, dtype=np.float64) for _ in range(4)]
-        for row0 in range(-margin, self.grid.height + margin, _STRIP):
-            nrows = min(_STRIP, self.grid.height + margin - row0)
-            geo = self._geometry(row0, nrows, -margin, self.grid.width + 2 * margin)
+        total = np.zeros(n_az * n_sr, dtype=np.float32)
+        for chunk in self._chunks(-margin, self.grid.height + 2 * margin, -margin, self.grid.width + 2 * margin):
+            geo = self._geometry(*chunk)
             if geo is None:
                 continue
-            area = self._gamma_area(geo) * geo["valid"]
+            area = geo["gamma_area"] * geo["valid"]
             a, r = self._bins(geo["line"], geo["slant"])
-            a0, r0 = np.floor(a).astype(np.int64), np.floor(r).astype(np.int64)
-            fa, fr = a - a0, r - r0
-            for k, (da, dr, w) in enumerate(((0, 0, (1 - fa) * (1 - fr)), (0, 1, (1 - fa) * fr),
-                                             (1, 0, fa * (1 - fr)), (1, 1, fa * fr))):  # fmt: skip
-                ia, ir = a0 + da, r0 + dr
-                ok = (ia >= 0) & (ia < n_az) & (ir >= 0) & (ir < n_sr) & (area > 0)
-                sums[k] += np.bincount((ia * n_sr + ir)[ok], weights=(area * w)[ok], minlength=n_az * n_sr)
+            ia, ir = np.floor(a).astype(np.int64), np.floor(r).astype(np.int64)
+            ok = (ia >= 0) & (ia < n_az) & (ir >= 0) & (ir < n_sr) & (area > 0)
+            if not ok.any():
+                continue
+            flat = (ia * n_sr + ir)[ok]
+            lo, hi = int(flat.min()), int(flat.max()) + 1  # only the bins this chunk touches
+            total[lo:hi] += np.bincount(flat - lo, weights=area[ok], minlength=hi - lo).astype(np.float32)
         self._shape = (n_az, n_sr)
-        normal = g * self.azimuth_spacing * g * spacing  # bin area in (azimuth, slant range)
-        return [(s / normal).astype(np.float32).reshape(n_az, n_sr) for s in sums]
-
-    @staticmethod
-    def _gamma_area(geo: dict[str, npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-        """Each pixel's terrain area projected perpendicular to the look direction, m² (≥ 0)."""
-        dx, dy = geo["pixel_size"]
-        dz_dy, dz_dx = np.gradient(geo["heights"], dy, dx)
-        normal = np.stack([-dz_dx, dz_dy, np.ones_like(dz_dx)], axis=-1)  # area vector per unit map area
-        projected = dx * dy * np.einsum("...k,...k->...", normal, geo["look"])
-        area: npt.NDArray[np.float64] = np.maximum(projected, 0.0)
-        return area
+        total /= g * self.azimuth_spacing * g * spacing  # the bin's area in (azimuth, slant range)
+        return total.reshape(n_az, n_sr)
 
     def _normalised_area(
         self, line: npt.NDArray[np.float64], slant: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        """The flattening denominator at each pixel: the four corner bins' areas around its image position."""
+    ) -> npt.NDArray[np.float32]:
+        """The flattening denominator at each pixel: the normalised area of its bin."""
         assert self._area is not None
         a, r = self._bins(line, slant)
-        a0, r0 = np.floor(a).astype(np.int64), np.floor(r).astype(np.int64)
         n_az, n_sr = self._shape
-        total = np.zeros(a.shape)
-        for k, (da, dr) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            ia, ir = np.clip(a0 + da, 0, n_az - 1), np.clip(r0 + dr, 0, n_sr - 1)
-            total += self._area[k][ia, ir]
-        return total
+        ia = np.clip(np.floor(a).astype(np.int64), 0, n_az - 1)
+        ir = np.clip(np.floor(r).astype(np.int64), 0, n_sr - 1)
+        return self._area[ia, ir]
 
     def sample(self, files: Sequence[Path], row0: int, nrows: int, col0: int, ncols: int) -> npt.NDArray[np.float32]:
         """(P, n, w) float32 terrain-corrected backscatter of a grid window; NaN off the image, in layover or shadow.
@@ -507,26 +538,36 @@ class TerrainGeocoder:
             DemError: The DEM cannot be read.
         """
         out = np.full((len(files), nrows, ncols), np.nan, dtype=np.float32)
+        with warnings.catch_warnings():  # radar-geometry rasters: no geotransform, by design
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            sources = [rasterio.open(path) for path in files]
+        try:
+            for r, n, c, m in self._chunks(row0, nrows, col0, ncols):
+                out[:, r - row0 : r - row0 + n, c - col0 : c - col0 + m] = self._sample_chunk(sources, r, n, c, m)
+        finally:
+            for src in sources:
+                src.close()
+        return out
+
+    def _sample_chunk(self, sources: Sequence[rasterio.DatasetReader], row0: int, nrows: int, col0: int,
+                      ncols: int) -> npt.NDArray[np.float32]:  # fmt: skip
+        out = np.full((len(sources), nrows, ncols), np.nan, dtype=np.float32)
         geo = self._geometry(row0, nrows, col0, ncols)
         if geo is None:
             return out
         w, looks = self.window, self.looks
         rows = (geo["line"] - w.row_off - (looks - 1) / 2) / looks  # multilooked pixel-centre indices
         cols = (geo["pixel"] - w.col_off - (looks - 1) / 2) / looks
-        r_lo, c_lo = max(int(np.floor(np.nanmin(rows))), 0), max(int(np.floor(np.nanmin(cols))), 0)
-        r_hi, c_hi = int(np.ceil(np.nanmax(rows))) + 2, int(np.ceil(np.nanmax(cols))) + 2
+        r_lo, c_lo = max(int(np.floor(rows.min())), 0), max(int(np.floor(cols.min())), 0)
+        r_hi, c_hi = int(np.ceil(rows.max())) + 2, int(np.ceil(cols.max())) + 2
         usable = geo["valid"].astype(bool) & (geo["incidence"] >= 0.0) & (geo["incidence"] <= 90.0)
         flatten = self._normalised_area(geo["line"], geo["slant"]) if self.rtc else None
         imaged = np.zeros(usable.shape, dtype=bool)  # pixels with radar data, before the layover/shadow mask
-        for i, path in enumerate(files):
-            with warnings.catch_warnings():  # a radar-geometry raster: no geotransform, by design
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                src = rasterio.open(path)
-            with src:
-                r_hi_i, c_hi_i = min(r_hi, src.height), min(c_hi, src.width)
-                if r_hi_i <= r_lo or c_hi_i <= c_lo:
-                    continue
-                block = src.read(1, window=Window(c_lo, r_lo, c_hi_i - c_lo, r_hi_i - r_lo))
+        for i, src in enumerate(sources):
+            r_hi_i, c_hi_i = min(r_hi, src.height), min(c_hi, src.width)
+            if r_hi_i <= r_lo or c_hi_i <= c_lo:
+                continue
+            block = src.read(1, window=Window(c_lo, r_lo, c_hi_i - c_lo, r_hi_i - r_lo))
             values = _bilinear(block, rows - r_lo, cols - c_lo)
             if i == 0:
                 imaged = geo["valid"] & np.isfinite(values)

@@ -28,18 +28,19 @@ import numpy.typing as npt
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from cloudlulc_edge.contract import S2_BANDS
 from cloudlulc_edge.errors import ProductError
 from cloudlulc_edge.io.archive import SafeArchive, find_text, metadata_errors, parse_xml
 from cloudlulc_edge.io.bands import BandFile, BandStack
 from cloudlulc_edge.io.grid import RasterGrid
+from cloudlulc_edge.optics import SCL_CLOUD, SCL_SHADOW
 
 __all__ = [
     "NATIVE_RESOLUTION",
-    "SCL_CLOUD",
-    "SCL_SHADOW",
     "S2SafeMetadata",
     "S2SafeReader",
     "read_s2_metadata",
@@ -52,10 +53,6 @@ NATIVE_RESOLUTION: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10, "B8A": 20,
     "B09": 60, "B10": 60, "B11": 20, "B12": 20,
 }  # fmt: skip
-#: SCL classes counted as cloud (medium/high probability, thin cirrus): the MTD's cloud assessment.
-SCL_CLOUD = (8, 9, 10)
-#: SCL cloud-shadow class, added for the stricter "cloud or shadow" fraction.
-SCL_SHADOW = (3,)
 _COMPACT_NAME = re.compile(r"^S2[ABCD]_MSIL(1C|2A)_(\d{8}T\d{6})_N(\d{4})_R(\d{3})_T(\w{5})_(\d{8}T\d{6})$")
 _BAND_FILE = re.compile(r"_(B\d[\dA])(?:_(\d{2})m)?$")
 
@@ -289,6 +286,32 @@ class S2SafeReader:
         try:
             with rasterio.open(self.archive.gdal_path(rel)) as ds:
                 scl: npt.NDArray[np.uint8] = ds.read(1).astype(np.uint8)
+        except RasterioError as exc:
+            raise ProductError(f"cannot decode SCL ({exc})", self.archive.display(rel)) from exc
+        return scl
+
+    def scl_rows(self, row0: int, nrows: int) -> npt.NDArray[np.uint8] | None:
+        """SCL classes of grid rows ``[row0, row0 + nrows)`` (nearest neighbour), or None without an SCL (L1C).
+
+        The SCL of the grid's resolution is used when the product has it, else the finest one
+        (20 m, then 60 m).
+
+        Raises:
+            ProductError: The SCL cannot be decoded (naming it).
+        """
+        choices = sorted({self.resolution, 20, 60}, key=lambda r: (r != self.resolution, r))
+        resolution = next((r for r in choices if self.archive.exists(self.scl_member(r))), None)
+        if resolution is None:
+            return None
+        rel = self.scl_member(resolution)
+        scale = self.resolution / resolution  # SCL pixels per grid pixel
+        nrows = min(nrows, self.grid.height - row0)
+        window = Window(0, row0 * scale, self.grid.width * scale, nrows * scale)
+        try:
+            with rasterio.open(self.archive.gdal_path(rel)) as ds:
+                scl: npt.NDArray[np.uint8] = ds.read(1, window=window, out_shape=(nrows, self.grid.width),
+                                                     resampling=Resampling.nearest, boundless=True,
+                                                     fill_value=0).astype(np.uint8)  # fmt: skip
         except RasterioError as exc:
             raise ProductError(f"cannot decode SCL ({exc})", self.archive.display(rel)) from exc
         return scl

@@ -31,6 +31,7 @@ from cloudlulc_edge.io.products import Product
 from cloudlulc_edge.io.s1_safe import S1SafeReader
 from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.io.s2_safe import S2SafeReader
+from cloudlulc_edge.optics import from_reflectance, from_scl
 
 __all__ = ["SceneReader"]
 
@@ -40,6 +41,7 @@ class _S2Source(Protocol):
     offsets: list[float]
 
     def read_dn(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> npt.NDArray[np.float32]: ...
+    def scl_rows(self, row0: int, nrows: int) -> npt.NDArray[np.uint8] | None: ...
     def tags(self) -> dict[str, str]: ...
     def close(self) -> None: ...
 
@@ -135,6 +137,20 @@ class SceneReader:
         s1_valid = np.all(np.isfinite(linear), axis=0)
         s1, s1_valid = normalise_s1_db(linear_to_db(np.nan_to_num(linear, nan=1.0)), s1_valid, self.contract.s1)
         return Strip(row0, s2, s2_valid, s1, s1_valid)
+
+    def optics(self, row0: int, nrows: int) -> tuple[npt.NDArray[np.uint8], str]:
+        """Where the optics of rows ``[row0, row0 + nrows)`` were usable (`cloudlulc_edge.optics` categories).
+
+        Returns:
+            ``((n, W) uint8 categories, source)``: from the product's SCL (its no-data class is
+            no map), else from the spectral cloud proxy on the reflectance (which reads the bands
+            again).
+        """
+        scl = self.s2.scl_rows(row0, nrows)
+        if scl is not None:
+            return from_scl(scl, scl != 0), "SCL (Sen2Cor scene classification)"
+        strip = self.read(row0, nrows)
+        return from_reflectance(strip.s2, strip.s2_valid), "spectral proxy (B02 > 0.2 and B11 > 0.15)"
 
     def tags(self) -> dict[str, str]:
         """Provenance tags of the inputs."""

@@ -16,6 +16,7 @@ the comparison runs, networks are scored at their last epoch (``final/``), never
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,7 +200,9 @@ def summarise(results: Sequence[dict[str, Any]], boot: int = 2000, seed: int = 0
         per_seed = [_pooled(cube[i].sum(0)) for i in range(len(seed_list))]
         oa = float(np.mean([p[0] for p in per_seed]))
         miou = float(np.mean([p[1] for p in per_seed]))
-        iou = np.nanmean(np.stack([p[2] for p in per_seed]), axis=0)
+        with warnings.catch_warnings():  # a class absent from every seed's cell stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            iou = np.nanmean(np.stack([p[2] for p in per_seed]), axis=0)
         draws = rng.integers(0, len(patches), size=(boot, len(patches)))
         boot_oa, boot_miou = np.empty(boot), np.empty(boot)
         for b in range(boot):

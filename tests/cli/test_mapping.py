@@ -199,3 +199,18 @@ def test_a_baseline_checkpoint_maps_through_the_same_pipeline(scenes, tmp_path):
     assert len(maps) == 6 and _report(out)["counts"] == {"done": 6}
     with rasterio.open(maps[0]) as ds:
         assert ds.tags()["MODEL_NAME"] == "unet_early"
+
+
+@pytest.mark.parametrize("variant", ["test_tiny", "cloudlulc_net"])
+def test_a_variant_without_trained_weights_is_refused_unless_allowed(variant, tmp_path):
+    fixtures = Path(__file__).resolve().parents[1] / "data" / "sentinel" / "bigearthnet"
+    result = _invoke("map", fixtures, tmp_path / "out", "--variant", variant, "--quiet")
+    assert result.exit_code == EXIT_USAGE
+    assert "no trained weights" in " ".join(result.output.split()) and "--allow-untrained" in result.output
+    assert not list((tmp_path / "out").glob("*_lulc.tif"))
+    allowed = _invoke("map", fixtures, tmp_path / "ok", "--variant", variant, "--allow-untrained", "--tile", "64",
+                      "--overlap", "16", "--quiet", "--s2-offset", "0", "--s2-quantification", "10000")  # fmt: skip
+    assert allowed.exit_code == 0, allowed.output
+    (path,) = (tmp_path / "ok").glob("*_lulc.tif")
+    with rasterio.open(path) as ds:
+        assert ds.tags()["MODEL_VERSION"] == "untrained" and ds.tags()["MODEL_SHA256"] == "untrained"

@@ -37,6 +37,13 @@ def test_ray_maps_equal_local_maps(bigearthnet_v1, tmp_path, local_ray):
     (report,) = (tmp_path / "ray" / "reports").glob("run-*.json")
     data = json.loads(report.read_text())
     assert data["backend"]["executor"] == "ray" and data["counts"] == {"done": 6}
+    (local_report,) = (tmp_path / "local" / "reports").glob("run-*.json")
+    local_backend = json.loads(local_report.read_text())["backend"]
+    # One schema for both executors: the same keys, the same model identity and spec.
+    assert set(data["backend"]) == set(local_backend)
+    assert data["backend"]["kind"] == local_backend["kind"] == "torch"
+    assert data["backend"]["model"] == local_backend["model"] and data["backend"]["spec"] == local_backend["spec"]
+    assert data["backend"]["actors"] == 2 and local_backend["actors"] is None
     maps = sorted((tmp_path / "local").glob("*_lulc.tif"))
     assert len(maps) == 6
     for path in maps:

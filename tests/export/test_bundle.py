@@ -44,7 +44,14 @@ def test_export_directory_holds_every_artifact(exported):
     assert max(p["max_abs"] for p in files["model_fp32.onnx"]["parity_vs_torch"].values()) <= 1e-4
     for precision in ("fp16", "int8"):
         assert 0.0 <= files[f"model_{precision}.onnx"]["parity_vs_fp32"]["argmax_agreement"] <= 1.0
-    assert manifest["model"] == {"variant": "test_tiny", "version": "untrained", "weights_sha256": "untrained"}
+    assert manifest["model"] == {
+        "variant": "test_tiny",
+        "version": "untrained",
+        "weights_sha256": "untrained",
+        # An untrained model has no card: it is recorded with the package's default S1 contract.
+        "s1_radiometry": "sigma0",
+        "s1_geocoding": "RD_DEM",
+    }
     assert manifest["opset"] == 20 and manifest["tile"] == 64 and manifest["spectral"] == "matmul"
     calib = manifest["calibration"]
     assert calib["tiles"] >= 6 and len(calib["scenes"]) == 6 and calib["method"] == "entropy"

@@ -151,3 +151,35 @@ def test_map_resolution_60_maps_the_safe_pair_end_to_end(tmp_path):
         assert ds.res == (60.0, 60.0) and ds.tags()["S2_RESOLUTION_M"] == "60"
         assert ds.tags()["MODEL_VERSION"] == "untrained" and ds.tags()["S1_MISSING"] == "false"
         assert (ds.read(1) != ds.nodata).mean() > 0.9
+
+
+def test_optics_layer_says_where_the_map_was_made_through_cloud(tmp_path):
+    inputs = tmp_path / "in"
+    for product in (L2A, S1):
+        shutil.copytree(product, inputs / product.name)
+    shutil.copytree(BEN, inputs / "ben")
+    out = tmp_path / "out"
+    args = ["map", str(inputs), str(out), "--resolution", "60", "--variant", "test_tiny_local", "--allow-untrained",
+            "--tile", "32", "--overlap", "8", "--optics", "-q", "--s2-offset", "0", "--s2-quantification", "10000"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    safe_map = out / f"{L2A.name.removesuffix('.SAFE')}_lulc.tif"
+    with rasterio.open(safe_map) as m, rasterio.open(safe_map.with_name(safe_map.stem + "_optics.tif")) as o:
+        optics, classes = o.read(1), m.read(1)
+        assert m.tags()["OPTICS_SOURCE"].startswith("SCL") and o.nodata == 0
+    scl = S2SafeReader(L2A, 60).read_scl(60)
+    expected = np.where(scl == 0, 0, np.where(np.isin(scl, (8, 9, 10)), 2, np.where(scl == 3, 3, 1)))
+    np.testing.assert_array_equal(optics, expected)  # the SCL's categories, pixel for pixel
+    assert ((optics == 0) == (classes == 0)).mean() > 0.99  # no map ⇔ no optics (SCL no-data vs S2 no-data)
+    item = json.loads(safe_map.with_suffix(".json").read_text())
+    assert [c["name"] for c in item["assets"]["optics"]["classification:classes"]] == [
+        "nodata", "clear", "cloud", "cloud_shadow"]  # fmt: skip
+    (report,) = (out / "reports").glob("map-*.json")
+    scenes = {s["name"]: s for s in json.loads(report.read_text())["scenes"]}
+    cloudy = np.isin(expected, (2, 3)).sum() / (expected > 0).sum()
+    assert scenes[L2A.name.removesuffix(".SAFE")]["through_cloud_pct"] == pytest.approx(100 * cloudy, abs=1e-3)
+    # A GeoTIFF scene has no SCL: the spectral proxy, tagged as such.
+    (ben_map,) = [p for p in out.glob("*_lulc.tif") if p != safe_map]
+    with rasterio.open(ben_map) as m:
+        assert m.tags()["OPTICS_SOURCE"].startswith("spectral proxy")
+    assert ben_map.with_name(ben_map.stem + "_optics.tif").exists()

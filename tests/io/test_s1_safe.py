@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from rasterio.features import geometry_mask
 from rasterio.warp import transform, transform_geom
 
+from cloudlulc_edge.bench.synthetic_s1 import constant, with_measurement
 from cloudlulc_edge.errors import PairingError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.grid import RasterGrid
@@ -20,7 +21,6 @@ from cloudlulc_edge.io.s1_calibration import NoiseLut, backscatter, read_calibra
 from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 from cloudlulc_edge.io.s1_safe import S1SafeReader
 from tests.conftest import shared_data
-from tests.io.s1_measurement import constant, with_measurement
 
 S1A = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
 S1B = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"

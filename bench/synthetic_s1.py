@@ -1,8 +1,9 @@
-"""Real S1 GRD metadata with a synthetic measurement: what the terrain-correction tests geocode.
+"""Real S1 GRD metadata with a synthetic measurement: what the terrain-correction benchmark and tests geocode.
 
 The shared S1 products are metadata-only downloads. `with_measurement` copies one and writes a
 full-size uint16 measurement per polarisation from a pattern of (line, pixel), records its size
 in the manifest (the readers check it), and attaches the annotation GCPs as the real files carry.
+`relief_dem` writes a synthetic DEM of hills and valleys where no real one is at hand.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import rasterio
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
@@ -67,3 +69,33 @@ def with_measurement(source: Path, dest_dir: Path, pattern: Pattern, polarisatio
         text = re.sub(rf'size="\d+"(>\s*<fileLocation[^>]*{href})', rf'size="{tiff.stat().st_size}"\1', text)
     manifest.write_text(text)
     return dst
+
+
+def relief_dem(path: Path, west: float, north: float, size: int, step_deg: float, seed: int = 7) -> Path:
+    """A synthetic ellipsoidal-height DEM (EPSG:4326, float32): a ramp plus twelve Gaussian hills and valleys.
+
+    Args:
+        path: GeoTIFF to write.
+        west: Longitude of the west edge, degrees.
+        north: Latitude of the north edge, degrees.
+        size: Pixels per side.
+        step_deg: Pixel size, degrees.
+        seed: Seed of the hills.
+
+    Returns:
+        ``path``; heights ≈ 450–2050 m over a ≈ 10 km side at 1/3 arc-second, scaled with the side.
+    """
+    extent = size * step_deg * 111_000.0  # metres, roughly
+    yy, xx = np.mgrid[0:size, 0:size] * (extent / size)
+    heights = 900 + 0.05 * xx * (10_800 / extent)
+    rng = np.random.default_rng(seed)
+    for _ in range(12):
+        cx, cy = rng.uniform(0, extent, 2)
+        s, a = rng.uniform(800, 2000) * extent / 10_800, rng.uniform(-400, 600)
+        heights = heights + a * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "float32",
+               "crs": CRS.from_epsg(4326), "transform": Affine(step_deg, 0, west, 0, -step_deg, north),
+               "nodata": np.nan, "tiled": True, "compress": "deflate"}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(heights.astype(np.float32), 1)
+    return path
