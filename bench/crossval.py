@@ -12,8 +12,9 @@ fold: networks are scored at their last epoch.
 
 Jobs run in ``--workers`` processes of one thread each (on 2 cores, two one-thread trainings
 finish 1.6× sooner than one two-thread training); each finished job leaves
-``<out>/crossval/jobs/<peer>_s<seed>_f<fold>.json``, so an interrupted comparison resumes where it
-stopped. The tables and plots are rebuilt from the job files at the end (``--summary-only`` skips
+``<out>/crossval/jobs/<peer>_s<seed>_f<fold>.json`` with the settings it was made with
+(`training.crossval.job_settings`), so an interrupted comparison resumes where it stopped, and a job
+whose recipe, folds or scoring changed is run again. The tables and plots are rebuilt from the job files at the end (``--summary-only`` skips
 the training). Metrics are agreement with Dynamic World **teacher** labels (raw, and with open
 water corrected by `cloudlulc_edge.data.label_rules`), not accuracy against ground truth.
 """
@@ -33,7 +34,16 @@ from cloudlulc_edge import weights
 from cloudlulc_edge.bench.utils import environment, publish
 from cloudlulc_edge.contract import CLASSES
 from cloudlulc_edge.files import atomic_write
-from cloudlulc_edge.training.crossval import COVER_BINS, EVAL_COVERS, Job, PeerSpec, run_job, summarise
+from cloudlulc_edge.training.crossval import (
+    COVER_BINS,
+    EVAL_COVERS,
+    Job,
+    PeerSpec,
+    finished_result,
+    job_settings,
+    run_job,
+    summarise,
+)
 
 __all__ = ["PEERS", "claim_checks", "main", "plot", "render"]
 
@@ -193,17 +203,19 @@ def main(argv: list[str] | None = None) -> None:
     jobs_dir.mkdir(parents=True, exist_ok=True)
     peers = [p for p in PEERS if p.name in args.peer]
     jobs = [Job(p, s, f) for s in args.seeds for f in range(args.folds) for p in peers]
-    todo = [j for j in jobs if not (jobs_dir / f"{j.key}.json").is_file()]
+    settings = {j.key: job_settings(j, args.config, args.folds, common) for j in jobs}
+    todo = [j for j in jobs if finished_result(jobs_dir / f"{j.key}.json", settings[j.key]) is None]
     if todo and not args.summary_only:
+        stale = [j.key for j in todo if (jobs_dir / f"{j.key}.json").exists()]
+        if stale:
+            print(f"re-running {len(stale)} job(s) whose result was made with other settings: {', '.join(stale)}")
         print(f"{len(todo)} of {len(jobs)} job(s) to run on {args.workers} worker(s)", flush=True)
         work = [(j, str(args.config), args.folds, str(args.runs), common, str(jobs_dir)) for j in todo]
         start = time.perf_counter()
         with mp.get_context("spawn").Pool(args.workers, _worker_init, maxtasksperchild=1) as pool:
             for done, line in enumerate(pool.imap_unordered(_run, work), start=1):
                 print(f"[{done}/{len(work)}, {time.perf_counter() - start:.0f} s] {line}", flush=True)
-    results = [
-        json.loads((jobs_dir / f"{j.key}.json").read_text()) for j in jobs if (jobs_dir / f"{j.key}.json").is_file()
-    ]
+    results = [r for j in jobs if (r := finished_result(jobs_dir / f"{j.key}.json", settings[j.key])) is not None]
     patches = len({r["patch"] for res in results for r in res["records"]})
     summary = summarise(results)
     env = environment()

@@ -8,7 +8,7 @@ per tile (onnxruntime CPU on this machine: a CPU figure, not engine performance)
 the issue): FP16 ≥ 99 % and INT8 ≥ 97 % agreement — meaningful only for a trained checkpoint, so
 the checkpoint is named in the results.
 
-    python -m cloudlulc_edge.bench.export_accuracy --checkpoint CKPT [--readme README.md]
+    python -m cloudlulc_edge.bench.export_accuracy --checkpoint CKPT [--readme docs/performance.md]
     python -m cloudlulc_edge.bench.export_accuracy --variant cloudlulc_edge   # untrained weights
 """
 
@@ -118,7 +118,7 @@ def run(model_spec: dict[str, Any], calibrate: Path, evaluate: Path, tile: int, 
 
 
 def render(result: dict[str, Any]) -> str:
-    """Markdown for the README."""
+    """Markdown for docs/performance.md."""
     model = result["model"]
     name = f"`{model['variant']}` {model['version']} (weights sha256 {model['weights_sha256'][:12]})"
     if not result["trained"]:
@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=60, help="reading resolution of the evaluation scenes (m)")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--calibration-tiles", type=int, default=64)
-    parser.add_argument("--readme", type=Path, default=None, help="README to update between export-accuracy markers")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="page to update between export-accuracy markers (docs/performance.md)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         result = run({"variant": args.variant, "checkpoint": args.checkpoint}, args.calibrate, args.evaluate,

@@ -13,7 +13,7 @@ through the same library calls as ``cloudlulc-edge map``. A case is **handled** 
 Cases that need no mapping (S1 metadata, which ships without pixels) open the product the way the
 reader does and expect a `ProductError` naming the file.
 
-    python -m cloudlulc_edge.bench.fault_matrix [--readme README.md]
+    python -m cloudlulc_edge.bench.fault_matrix [--readme docs/failure-behaviour.md]
 """
 
 from __future__ import annotations
@@ -504,7 +504,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=_SHARED)
-    parser.add_argument("--readme", type=Path, default=None, help="README to update between fault-matrix markers")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="page to update between fault-matrix markers (docs/failure-behaviour.md)",
+    )
     args = parser.parse_args()
     loaded = load_model("test_tiny", None, OPTIONS.tile, allow_untrained=True)
     backend = TorchBackend(loaded.model, loaded.identity)

@@ -1,6 +1,6 @@
 """Fused-kernel benchmark: bytes moved eager vs fused, roofline bounds, GPU timings when CUDA is present.
 
-Run: ``python -m cloudlulc_edge.bench.kernel_latency --readme README.md``.
+Run: ``python -m cloudlulc_edge.bench.kernel_latency --readme docs/performance.md``.
 
 Shapes are the model's own: every call of a fused op in one forward of a variant at batch 8 and 16
 of 512² tiles is recorded under fake tensors (the fusion grid is 128², 1/4 resolution), so the
@@ -325,13 +325,15 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Runs the benchmark, writes JSON + Markdown (+ the compile snapshot), optionally the README."""
+    """Runs the benchmark, writes JSON + Markdown (+ the compile snapshot), optionally docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="*", default=["cloudlulc_net", "cloudlulc_edge"])
     parser.add_argument("--batches", nargs="*", type=int, default=[8, 16])
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--readme", type=Path, default=None, help="README to update between kernels markers")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="page to update between kernels markers (docs/performance.md)"
+    )
     args = parser.parse_args(argv)
     result = run(args.variants, args.batches, args.tile)
     env = result["environment"]

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m cloudlulc_edge.bench.model_cost [--tile 512] [--out bench/results] [--readme README.md]
+    python -m cloudlulc_edge.bench.model_cost [--tile 512] [--out bench/results] [--readme docs/models.md]
 
 * GFLOPs: ``torch.utils.flop_counter.FlopCounterMode`` on one tile (batch 1), counting a
   multiply-add as 2 FLOPs. Convolutions, matmuls and attention are counted by torch; the spectral
@@ -123,11 +123,13 @@ COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Measures every variant, writes JSON + Markdown, optionally refreshes the README table."""
+    """Measures every variant, writes JSON + Markdown, optionally refreshes docs/models.md's table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--readme", type=Path, default=None, help="README to update between model-cost markers")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="page to update between model-cost markers (docs/models.md)"
+    )
     parser.add_argument("--variants", nargs="*", default=None)
     args = parser.parse_args(argv)
     rows = [measure_variant(name, args.tile) for name in (args.variants or list_models())]

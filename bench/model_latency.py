@@ -9,7 +9,7 @@ On a CUDA machine, calls are timed with CUDA events around a synchronised call (
 inputs already on the device for torch, host arrays for onnxruntime as the pipeline feeds them).
 Without CUDA the figures are CPU wall times and labelled so: they are not GPU performance.
 
-    python -m cloudlulc_edge.bench.model_latency --variant cloudlulc_edge --tile 512 --batch 1 --batch 8 [--readme README.md]
+    python -m cloudlulc_edge.bench.model_latency --variant cloudlulc_edge --tile 512 --batch 1 --batch 8 [--readme docs/performance.md]
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
 
 def render(result: dict[str, Any]) -> str:
-    """Markdown for the README."""
+    """Markdown for docs/performance.md."""
     env = result["environment"]
     where = env.get("gpu") or f"CPU only: {env['cpu']}, {env['cpu_cores']} cores"
     head = (f"`{result['variant']}`, {result['tile']}² tiles, {where}, {result['timer']}, "
@@ -223,7 +223,7 @@ def benchmark(
     out: Path,
     readme: Path | None = None,
 ) -> list[Path]:
-    """`run` for every variant, then the JSON, markdown and PNG results (and the README block).
+    """`run` for every variant, then the JSON, markdown and PNG results (and the block in docs/performance.md).
 
     Returns:
         The written files.

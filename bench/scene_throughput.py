@@ -6,7 +6,7 @@ synthetic fields and a nodata wedge like a swath edge. Each size is mapped in a 
 subprocess so its peak RSS (VmHWM) is its own. The claim under test is that peak memory does
 not grow with scene size: the 10980² figure must be ≤ 1.5 GB and within 20 % of the 5490² one.
 
-    python -m cloudlulc_edge.bench.scene_throughput --workdir /tmp/cloudlulc-bench [--readme README.md]
+    python -m cloudlulc_edge.bench.scene_throughput --workdir /tmp/cloudlulc-bench [--readme docs/performance.md]
 
 These are CPU figures of the ``test_tiny`` model; they measure the I/O, tiling and blending
 pipeline, not model speed on a GPU.
@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="test_tiny")
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--readme", type=Path, default=None, help="update the README table between markers")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="page to update between markers (docs/performance.md)"
+    )
     parser.add_argument("--run-one", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_one is not None:
@@ -201,7 +203,7 @@ if __name__ == "__main__":
 
 def benchmark(workdir: Path, sizes: list[int], model: str, overlap: int, batch_size: int, out: Path,
               readme: Path | None = None) -> list[Path]:  # fmt: skip
-    """`run_sizes`, then the JSON, markdown and PNG results (and the README block).
+    """`run_sizes`, then the JSON, markdown and PNG results (and the block in docs/performance.md).
 
     Returns:
         The written files.

@@ -12,7 +12,7 @@ the ~30 k-patch train split `model.md` guesses; the split sizes are unpublished)
 seconds per sample. Where memory forbids batch 8 (CPU), a smaller measured batch stands in.
 
     python -m cloudlulc_edge.bench.train_step --device cuda --amp bf16 [--variant cloudlulc_net …]
-        [--batch 8] [--tile 512] [--steps 20] [--warmup 2] [--readme README.md]
+        [--batch 8] [--tile 512] [--steps 20] [--warmup 2] [--readme docs/performance.md]
 
 Where no GPU is present the rows are CPU measurements; the table then also gives an *estimate*
 of a batch-8 GPU step from two counts per sample: FLOPs (``count_flops``) and the bytes every
@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--amp", default="bf16", choices=("none", "bf16", "fp16"))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--readme", type=Path, default=None, help="README to update between train-step markers")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="page to update between train-step markers (docs/performance.md)"
+    )
     args = parser.parse_args(argv)
     result = run(args.variant or ["cloudlulc_net", "cloudlulc_edge"], args.batch, args.tile, args.device, args.amp,
                  args.steps, args.warmup)  # fmt: skip

@@ -119,13 +119,13 @@ def replace_between_markers(text: str, name: str, body: str) -> str:
 def publish(
     name: str, result: dict[str, Any], text: str, readme: Path | None, marker: str, results: Path | None = None
 ) -> Path:
-    """Writes ``<results>/<name>.{json,md}``, prints the Markdown, and updates the README block.
+    """Writes ``<results>/<name>.{json,md}``, prints the Markdown, and updates the docs block.
 
     Args:
         name: Result file stem.
         result: JSON-serialisable record.
         text: Markdown rendering of ``result``.
-        readme: README to update between ``<!-- marker:start/end -->``, or None.
+        readme: Markdown page (README or docs/) to update between ``<!-- marker:start/end -->``, or None.
         marker: Marker name.
         results: Output folder (default: ``bench/results`` beside this module).
 

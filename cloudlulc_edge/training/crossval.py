@@ -15,6 +15,7 @@ the comparison runs, networks are scored at their last epoch (``final/``), never
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,7 +40,8 @@ from cloudlulc_edge.training.metrics import ConfusionMatrix, segmentation_metric
 from cloudlulc_edge.training.objectives import class_weights
 from cloudlulc_edge.training.peers import PixelGBM
 
-__all__ = ["COVER_BINS", "EVAL_COVERS", "LABEL_SETS", "Job", "PeerSpec", "job_config", "run_job", "summarise"]
+__all__ = ["COVER_BINS", "EVAL_COVERS", "LABEL_SETS", "Job", "PeerSpec", "finished_result", "job_config", "job_settings",
+           "run_job", "summarise"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -96,14 +98,46 @@ def job_config(job: Job, base: str | Path, folds: int, runs_dir: str | Path, com
     return load_config(base, overrides)
 
 
+#: Configuration fields that say where things are, not how a job was trained or scored.
+_LOCATIONS = ("data_root", "cloud_donor", "output_dir")
+
+
+def job_settings(job: Job, base: str | Path, folds: int, common: Sequence[str] = ()) -> dict[str, Any]:
+    """What a job's result depends on: its training configuration (locations left out), how it is scored.
+
+    Two runs of a job with equal settings give the same result up to the code that ran them (code
+    changes are not detected: re-run the comparison after changing the recipe's code).
+    """
+    cfg = job_config(job, base, folds, "runs", common).to_dict()
+    settings = {"kind": job.peer.kind, "config": {k: v for k, v in cfg.items() if k not in _LOCATIONS},
+                "evaluations": [list(e) for e in job.peer.evaluations], "covers": list(EVAL_COVERS),
+                "label_sets": list(LABEL_SETS)}  # fmt: skip
+    normal: dict[str, Any] = json.loads(json.dumps(settings))  # tuples as lists, as a job file holds them
+    return normal
+
+
+def finished_result(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The job result at ``path`` if it was made with ``settings`` (`job_settings`), else None.
+
+    A missing, unreadable or differently-made result (older files record no settings) is None:
+    the job is run again.
+    """
+    try:
+        result: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return result if isinstance(result, dict) and result.get("settings") == settings else None
+
+
 def run_job(job: Job, base: str | Path, folds: int, runs_dir: str | Path, common: Sequence[str] = ()) -> dict[str, Any]:
     """Trains one job and scores it on its held-out fold against every label set.
 
     Returns:
-        ``{"peer", "seed", "fold", "seconds", "records"}``; each record holds ``row`` (the table row),
+        ``{"peer", "seed", "fold", "settings", "seconds", "records"}`` (``settings``: `job_settings`); each record holds ``row`` (the table row),
         ``patch``, ``cover``, ``labels`` and the 6 × 6 ``confusion`` (rows = reference).
     """
     start = time.perf_counter()
+    settings = job_settings(job, base, folds, common)
     cfg = job_config(job, base, folds, runs_dir, common)
     records: list[dict[str, Any]] = []
     simulator = CloudSimulator(CloudDonor.from_safe(cfg.cloud_donor))
@@ -133,7 +167,7 @@ def run_job(job: Job, base: str | Path, folds: int, runs_dir: str | Path, common
             records += _score(row, [gbm.predict(tests["raw"][i]) for i in range(len(tests["raw"]))], tests)
     else:
         raise ValueError(f"unknown peer kind {job.peer.kind!r}")
-    return {"peer": job.peer.name, "seed": job.seed, "fold": job.fold,
+    return {"peer": job.peer.name, "seed": job.seed, "fold": job.fold, "settings": settings,
             "seconds": round(time.perf_counter() - start, 1), "records": records}  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -229,10 +230,10 @@ def _write_dem(path: Path, grid: RasterGrid, heights: npt.NDArray[np.float64]) -
     return path
 
 
-def _ours(product: Path, dem: Path, out: Path, *extra: str) -> npt.NDArray[np.float64]:
-    """``cloudlulc-edge s1`` on the DEM's grid: β⁰ without noise removal (what sarsen delivers)."""
+def _ours(product: Path, dem: Path, out: Path, *extra: str, beta0: bool = True) -> npt.NDArray[np.float64]:
+    """``cloudlulc-edge s1`` on the DEM's grid without noise removal: β⁰ (what sarsen delivers), else σ⁰."""
     args = ["s1", str(product), str(out), "--like", str(dem), "--dem", str(dem), "--dem-datum", "ellipsoid",
-            "--pol", "VV", "--no-noise-removal", "--beta0", *extra]  # fmt: skip
+            "--pol", "VV", "--no-noise-removal", *(["--beta0"] if beta0 else []), *extra]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:
@@ -240,10 +241,22 @@ def _ours(product: Path, dem: Path, out: Path, *extra: str) -> npt.NDArray[np.fl
         return ds.read(1).astype(np.float64)
 
 
-def _sarsen(product: Path, dem: Path, out: Path, radiometry: str | None = None) -> npt.NDArray[np.float64]:
+def _sarsen(product: Path, dem: Path, out: Path, radiometry: str | None = None,
+            sigma0: bool = False) -> npt.NDArray[np.float64]:  # fmt: skip
+    """sarsen's terrain correction of β⁰ (its own calibration), or of xarray-sentinel's σ⁰ (``sigma0``)."""
+    import xarray_sentinel
     from sarsen import apps, sentinel1
 
-    apps.terrain_correction(sentinel1.Sentinel1SarProduct(str(product), "IW/VV"), str(dem), output_urlpath=str(out),
+    class Sigma0Product(sentinel1.Sentinel1SarProduct):  # type: ignore[misc]
+        """sarsen's product with xarray-sentinel's σ⁰ where sarsen geocodes β⁰."""
+
+        def beta_nought(self, persist: bool = False) -> Any:
+            measurement = self.measurement.data_vars["measurement"]
+            sigma = xarray_sentinel.calibrate_intensity(measurement, self.calibration.sigmaNought)
+            return sigma.drop_vars(["pixel", "line"])
+
+    kind = Sigma0Product if sigma0 else sentinel1.Sentinel1SarProduct
+    apps.terrain_correction(kind(str(product), "IW/VV"), str(dem), output_urlpath=str(out),
                             correct_radiometry=radiometry, interp_method="linear", chunks=2048)  # fmt: skip
     with rasterio.open(out) as ds, rasterio.open(dem) as ref:
         data = ds.read(1).astype(np.float64)
@@ -275,7 +288,7 @@ def test_point_targets_land_where_sarsen_puts_them(cases: dict[str, dict[str, Pa
 
 
 @pytest.mark.parametrize("case", ["S1B_Rome", "S1A_relief"])
-def test_beta0_and_gamma0_agree_with_sarsen(cases: dict[str, dict[str, Path]], case: str, tmp_path: Path) -> None:
+def test_beta0_sigma0_and_gamma0_agree_with_sarsen(cases: dict[str, dict[str, Path]], case: str, tmp_path: Path) -> None:
     c = cases[case]
 
     def db_error(ours: npt.NDArray[np.float64], theirs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -287,6 +300,11 @@ def test_beta0_and_gamma0_agree_with_sarsen(cases: dict[str, dict[str, Path]], c
         _ours(c["smooth"], c["dem"], tmp_path / "gtc.tif"), _sarsen(c["smooth"], c["dem"], tmp_path / "s.tif")
     )
     assert np.median(gtc) <= 0.1 and np.percentile(gtc, 99) <= 0.1  # measured: ≤ 1e-6 dB median
+    sigma0 = db_error(
+        _ours(c["smooth"], c["dem"], tmp_path / "sigma0.tif", beta0=False),
+        _sarsen(c["smooth"], c["dem"], tmp_path / "s0.tif", sigma0=True),
+    )
+    assert np.median(sigma0) <= 0.1 and np.percentile(sigma0, 99) <= 0.1  # σ⁰, the default radiometry
     rtc = db_error(_ours(c["smooth"], c["dem"], tmp_path / "rtc.tif", "--rtc"),
                    _sarsen(c["smooth"], c["dem"], tmp_path / "r.tif", "gamma_bilinear"))  # fmt: skip
     assert np.median(rtc) <= 0.3  # measured: ≈ 0.002–0.004 dB median, 0.2–0.27 dB at the 95th percentile

@@ -3,6 +3,7 @@ cross-validation harness with its per-pixel GBM peer."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -153,3 +154,27 @@ def test_one_job_of_the_harness_trains_on_the_other_folds_and_scores_its_own(tmp
     assert len(records) == 2 * len(held_out) * len(EVAL_COVERS) * len(LABEL_SETS)
     assert all(np.asarray(r["confusion"]).sum() > 0 for r in records)
     assert (tmp_path / "tiny_s0_f1" / "final").is_dir()  # the last epoch, not a best-of-validation pick
+
+
+def test_a_job_result_is_reused_only_when_it_was_made_with_the_same_settings(tmp_path) -> None:
+    from cloudlulc_edge.bench.crossval import _CONFIG, PEERS
+    from cloudlulc_edge.training.crossval import Job, finished_result, job_settings
+
+    job = Job(PEERS[0], 1, 2)
+    here = job_settings(job, _CONFIG, 5, ("data_root=/a", "cloud_donor=/a/donor.SAFE"))
+    elsewhere = job_settings(job, _CONFIG, 5, ("data_root=/b", "cloud_donor=/b/donor.SAFE"))
+    assert here == elsewhere  # where the data lies is not a setting
+    assert here["config"]["seed"] == 1 and here["config"]["cv_fold"] == 2 and "data_root" not in here["config"]
+    other_recipe = job_settings(job, _CONFIG, 5, ("data_root=/a", "cloud_donor=/a/d.SAFE", "epochs=3"))
+    assert other_recipe != here and job_settings(job, _CONFIG, 4, ("data_root=/a", "cloud_donor=/a/d")) != here
+
+    path = tmp_path / "job.json"
+    assert finished_result(path, here) is None  # not run yet
+    path.write_text(json.dumps({"peer": "cloudlulc_edge", "records": []}))
+    assert finished_result(path, here) is None  # a result that records no settings is run again
+    path.write_text(json.dumps({"settings": other_recipe, "records": []}))
+    assert finished_result(path, here) is None
+    path.write_text("{ truncated")
+    assert finished_result(path, here) is None
+    path.write_text(json.dumps({"settings": here, "records": [1]}))
+    assert finished_result(path, here) == {"settings": here, "records": [1]}
