@@ -40,8 +40,18 @@ from cloudlulc_edge.training.metrics import ConfusionMatrix, segmentation_metric
 from cloudlulc_edge.training.objectives import class_weights
 from cloudlulc_edge.training.peers import PixelGBM
 
-__all__ = ["COVER_BINS", "EVAL_COVERS", "LABEL_SETS", "Job", "PeerSpec", "finished_result", "job_config", "job_settings",
-           "run_job", "summarise"]
+__all__ = [
+    "COVER_BINS",
+    "EVAL_COVERS",
+    "LABEL_SETS",
+    "Job",
+    "PeerSpec",
+    "finished_result",
+    "job_config",
+    "job_settings",
+    "run_job",
+    "summarise",
+]
 
 
 # ---------------------------------------------------------------------------------------------------

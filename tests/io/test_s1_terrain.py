@@ -288,7 +288,9 @@ def test_point_targets_land_where_sarsen_puts_them(cases: dict[str, dict[str, Pa
 
 
 @pytest.mark.parametrize("case", ["S1B_Rome", "S1A_relief"])
-def test_beta0_sigma0_and_gamma0_agree_with_sarsen(cases: dict[str, dict[str, Path]], case: str, tmp_path: Path) -> None:
+def test_beta0_sigma0_and_gamma0_agree_with_sarsen(
+    cases: dict[str, dict[str, Path]], case: str, tmp_path: Path
+) -> None:
     c = cases[case]
 
     def db_error(ours: npt.NDArray[np.float64], theirs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
