@@ -8,7 +8,7 @@ fold at the same simulated clouds (0, 20, 40, 60, 80 % cover). Nothing is select
 fold: networks are scored at their last epoch.
 
     python -m cloudlulc_edge.bench.crossval --data-root ../shared/data --workers 2 \\
-        [--seeds 0 1 2] [--folds 5] [--peer cloudlulc_edge …] [--out bench/results]
+        [--seeds 0 1 2] [--folds 5] [--peer cloudlulc_edge …] [--out bench/results] [--readme docs/default-model.md]
 
 Jobs run in ``--workers`` processes of one thread each (on 2 cores, two one-thread trainings
 finish 1.6× sooner than one two-thread training); each finished job leaves
@@ -118,6 +118,12 @@ def render(result: dict[str, Any]) -> str:
         "mean over seeds of the pooled held-out pixels, [95 % bootstrap interval over patches]."
     )
     lines = [intro, ""]
+    if result.get("missing_jobs"):
+        missing = result["missing_jobs"]
+        lines += [
+            f"**Partial**: {len(missing)} job(s) are not finished and not in these figures: {', '.join(missing)}.",
+            "",
+        ]
     for labels, title in (("water", "labels with open water corrected"), ("raw", "raw teacher labels")):
         for metric in ("miou", "oa"):
             lines += [f"**{metric.upper() if metric == 'oa' else 'mIoU'} %, {title}**", "",
@@ -196,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/crossval"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="page to update between crossval markers (docs/default-model.md)")  # fmt: skip
     args = parser.parse_args(argv)
     donor = args.data_root / "s2-l2a-safe" / "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
     common = (f"data_root={args.data_root}", f"cloud_donor={donor}", *args.overrides)
@@ -216,15 +224,20 @@ def main(argv: list[str] | None = None) -> None:
             for done, line in enumerate(pool.imap_unordered(_run, work), start=1):
                 print(f"[{done}/{len(work)}, {time.perf_counter() - start:.0f} s] {line}", flush=True)
     results = [r for j in jobs if (r := finished_result(jobs_dir / f"{j.key}.json", settings[j.key])) is not None]
+    missing = [j.key for j in jobs if finished_result(jobs_dir / f"{j.key}.json", settings[j.key]) is None]
+    if not results:
+        raise SystemExit(f"no finished job with these settings in {jobs_dir}: nothing to summarise")
+    if missing:  # a partial comparison is published as such, never as the whole
+        print(f"summarising without {len(missing)} unfinished job(s): {', '.join(missing)}", flush=True)
     patches = len({r["patch"] for res in results for r in res["records"]})
     summary = summarise(results)
     env = environment()
     result = {"summary": summary, "folds": args.folds, "patches": patches, "jobs": len(results),
               "train_seconds": sum(r["seconds"] for r in results), "environment": env,
               "machine": env.get("cpu", "this machine"), "date": datetime.now().strftime("%Y-%m-%d"),
-              "covers": list(EVAL_COVERS), "bins": list(COVER_BINS)}  # fmt: skip
+              "covers": list(EVAL_COVERS), "bins": list(COVER_BINS), "missing_jobs": missing}  # fmt: skip
     result["checks"] = claim_checks(summary)
-    publish("crossval", result, render(result), None, "crossval", args.out)
+    publish("crossval", result, render(result), args.readme, "crossval", args.out)
     plot(result, args.out)
 
 
