@@ -19,7 +19,7 @@ Registry — option: meaning (commands that take it):
 * ``--prefetch``: tile batches read ahead of the model (map, run)
 * ``--max-memory``: fail scenes whose estimated peak exceeds this many MiB (map, run)
 * ``--pair-window``, ``--require-s1/--allow-s2-only``: pairing (map, plan)
-* ``--resume/--no-resume``: skip scenes whose map exists (map, run)
+* ``--resume/--no-resume``: skip scenes whose map exists with the same settings (map, run)
 * ``--dry-run``, ``--quiet``, ``--log-format``: what the run prints (map, run)
 * ``--dem``, ``--rtc``, ``--orbit-dir``, ``--dem-datum``, ``--dem-fallback``: range-Doppler terrain
   correction of S1 SAFE products (map, plan, run, s1)
@@ -192,7 +192,14 @@ S1MissingOpt = Annotated[
 PrefetchOpt = Annotated[int, typer.Option(min=1, help="Tile batches the reader may prepare ahead of the model.")]
 PairWindowOpt = Annotated[float, typer.Option(min=0.0, help="Largest |S1 − S2| time difference to pair, days.")]
 RequireS1Opt = Annotated[bool, typer.Option("--require-s1/--allow-s2-only", help="Leave out S2 scenes without S1.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Skip scenes whose map already exists.")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume",
+        help="Skip scenes whose map exists and records the same settings (model, options, inputs); a map made "
+        "otherwise fails its scene. --no-resume maps again and replaces.",
+    ),
+]
 MaxMemoryOpt = Annotated[
     int | None,
     typer.Option(

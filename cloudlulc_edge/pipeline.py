@@ -7,12 +7,15 @@ tile batches; the calling thread runs the backend on each batch, feeds the proba
 of accumulators, whatever the scene height.
 
 `map_plan` maps many pairs; a `CloudLULCError` in one scene is recorded in its report and the
-batch goes on. A re-run skips scenes whose map already exists (maps only appear, by rename, when
-complete).
+batch goes on. A re-run skips scenes whose map already exists *and* was made with the same
+settings (`map_settings`, recorded in the map's ``MAP_SETTINGS`` tag; maps only appear, by rename,
+when complete); a map made with other settings is never silently kept: that scene fails with a
+message saying what differs (``--no-resume`` replaces it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
@@ -27,13 +30,13 @@ from typing import Any, Literal
 from cloudlulc_edge.backends.base import Backend
 from cloudlulc_edge.claims import SceneClaim
 from cloudlulc_edge.contract import CLASS_SCHEMES, DEFAULT_CONTRACT, InputContract
-from cloudlulc_edge.errors import CloudLULCError, OptionsError, ResourceLimitError
+from cloudlulc_edge.errors import CloudLULCError, OptionsError, OutputError, ResourceLimitError
 from cloudlulc_edge.io.gdal_env import GDAL_CACHE_MB, gdal_env
 from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
 from cloudlulc_edge.tiling import RowBlender, TileGrid, Tiler
-from cloudlulc_edge.writer import MapWriter
+from cloudlulc_edge.writer import MAP_SETTINGS_TAG, MapWriter, read_map_settings
 
 __all__ = [
     "ClassSchemeName",
@@ -43,6 +46,7 @@ __all__ = [
     "estimate_scene_memory_mb",
     "map_pair",
     "map_plan",
+    "map_settings",
     "output_path",
     "s1_radiometry_check",
 ]
@@ -68,7 +72,8 @@ class MapOptions:
             class was made through cloud (`cloudlulc_edge.optics`; from the SCL where the product has
             one, else a spectral cloud proxy that reads the bands a second time).
         stac: Also write a STAC item.
-        resume: Skip pairs whose map already exists.
+        resume: Skip pairs whose map already exists with the same `map_settings`; a map made
+            with other settings fails its scene (never kept silently, never replaced unasked).
         s1_missing: ``map`` (use the model's S1-missing path, tagged) or ``skip`` pairs without S1.
         s2_offset: DN offset for GeoTIFF S2 scenes that carry none.
         s2_quantification: DN divisor for GeoTIFF S2 scenes that carry none.
@@ -323,13 +328,56 @@ def _map_pair(
             report.status, report.error, report.output = "skipped", f"being mapped by {claim.holder()}", None
             return report
         claim.clear_stale()  # what a killed run left of this scene
-        if options.resume and target.exists():
+        if options.resume and (target.exists() or target.is_symlink()):
+            _check_resumable(target, map_settings(pair, backend, options))
             report.status, report.error = "skipped", "map exists (resume)"
             return report
         if not pair.s1 and options.s1_missing == "skip":
             report.status, report.error, report.output = "skipped", "no S1 pair (s1_missing=skip)", None
             return report
         return _map_claimed(pair, backend, target, options, contract, on_tiles, report, claim.workdir)
+
+
+#: `MapOptions` fields that change what a map holds (the others change how a run goes).
+MAP_CONTENT_OPTIONS = ("tile", "overlap", "grid_offset", "class_scheme", "resolution", "s2_offset", "s2_quantification",
+                       "terrain")  # fmt: skip
+#: `MapOptions` fields that ask for outputs beside the map.
+MAP_EXTRA_OUTPUTS = ("confidence", "optics", "stac")
+
+
+def map_settings(pair: Pair, backend: Backend, options: MapOptions) -> dict[str, Any]:
+    """What a pair's map depends on: the model and its runtime, the input products, the content options and outputs.
+
+    Recorded as JSON in the map's ``MAP_SETTINGS`` tag; a resumed run skips a map only when its
+    recorded settings equal the request's (its extra outputs may be more than asked for).
+    """
+    ident, opts = backend.identity, options.to_dict()
+    settings = {"model": ident.name, "model_version": ident.version, "model_sha256": ident.sha256,
+                "runtime": backend.runtime, "s2": pair.s2.product_id, "s1": [p.product_id for p in pair.s1],
+                **{k: opts[k] for k in MAP_CONTENT_OPTIONS},
+                "outputs": [k for k in MAP_EXTRA_OUTPUTS if opts[k]]}  # fmt: skip
+    normal: dict[str, Any] = json.loads(json.dumps(settings))  # as read back from the tag
+    return normal
+
+
+def _check_resumable(target: Path, settings: dict[str, Any]) -> None:
+    """Returns when the map at ``target`` was made with ``settings`` and has every output they ask for.
+
+    Raises:
+        OutputError: It is not a readable map, records no settings, or records other ones (naming them).
+    """
+    recorded = read_map_settings(target)
+    if recorded is None:
+        why = "records no settings (an earlier version made it)"
+    else:
+        keys = sorted((set(recorded) | set(settings)) - {"outputs"})
+        changed = [f"{k} {recorded.get(k)!r} → {settings.get(k)!r}" for k in keys if recorded.get(k) != settings.get(k)]
+        lacking = sorted(set(settings["outputs"]) - set(recorded.get("outputs", [])))
+        if not changed and not lacking:
+            return
+        why = "; ".join([*(["was made with other settings: " + "; ".join(changed)] if changed else []),
+                         *([f"lacks the requested output(s) {', '.join(lacking)}"] if lacking else [])])  # fmt: skip
+    raise OutputError(f"the map exists but {why}; pass --no-resume to replace it, or map into another folder", target)
 
 
 def _map_claimed(
@@ -440,6 +488,7 @@ def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions
         "TILE": str(options.tile),
         "OVERLAP": str(options.overlap),
         "BLEND": "raised-cosine softmax probabilities",
+        MAP_SETTINGS_TAG: json.dumps(map_settings(pair, backend, options), sort_keys=True),
     }
     if radiometry_mismatch is not None:
         tags["S1_RADIOMETRY_MISMATCH"] = radiometry_mismatch

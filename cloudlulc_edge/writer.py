@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import rasterio
+import rasterio.errors
 import rasterio.shutil
 from rasterio.windows import Window
 
@@ -30,7 +31,10 @@ from cloudlulc_edge.optics import OPTICS_CLASSES, OPTICS_CLOUD, OPTICS_NODATA, O
 from cloudlulc_edge.tiling import FinishedRows
 from cloudlulc_edge.version import __version__
 
-__all__ = ["COG_OPTIONS", "MapOutputs", "MapWriter", "class_legend"]
+__all__ = ["COG_OPTIONS", "MAP_SETTINGS_TAG", "MapOutputs", "MapWriter", "class_legend", "read_map_settings"]
+
+#: The map tag that records, as JSON, what the map was made with (`pipeline.map_settings`).
+MAP_SETTINGS_TAG = "MAP_SETTINGS"
 
 #: Creation options of the COG copy (`sentinel.md` §14).
 COG_OPTIONS: dict[str, str] = {
@@ -76,6 +80,28 @@ class MapOutputs:
     stac_path: Path | None
     class_pixels: dict[int, int] = field(default_factory=dict)
     mapped_pixels: int = 0
+
+
+def read_map_settings(path: Path) -> dict[str, Any] | None:
+    """The settings a finished map records in its `MAP_SETTINGS_TAG` (None: it records none, an earlier version).
+
+    Raises:
+        OutputError: ``path`` is not a readable raster, or its settings tag is not a JSON object.
+    """
+    try:
+        with rasterio.open(path) as ds:
+            text = ds.tags().get(MAP_SETTINGS_TAG)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        raise OutputError(f"exists but is not a readable map ({exc}); move it away or pass --no-resume", path) from exc
+    if text is None:
+        return None
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError:
+        settings = None
+    if not isinstance(settings, dict):
+        raise OutputError(f"its {MAP_SETTINGS_TAG} tag is not a JSON object; move it away or pass --no-resume", path)
+    return settings
 
 
 def _colormap(scheme: str) -> dict[int, tuple[int, int, int, int]]:

@@ -60,6 +60,52 @@ def test_bigearthnet_pairs_map_to_valid_cogs(bigearthnet_v1: Path, backend: Torc
     assert [r.status for r in again] == ["skipped"] * 6  # resume: finished maps are not redone
 
 
+def test_resume_keeps_only_maps_made_with_the_same_settings(bigearthnet_v1: Path, backend: TorchBackend,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """A re-run with another class scheme, model or missing output never keeps the old map silently."""
+    pairs = pair_products(scan(bigearthnet_v1).products).pairs[:2]
+    first = map_plan(pairs, backend, tmp_path, MapOptions(class_scheme="worldcover"))
+    assert [r.status for r in first] == ["done"] * 2
+    assert first[0].output is not None
+    target = Path(first[0].output)
+    with rasterio.open(target) as ds:
+        recorded = json.loads(ds.tags()["MAP_SETTINGS"])
+    assert recorded["class_scheme"] == "worldcover" and recorded["runtime"] == "torch fp32"
+    assert recorded["s2"] == pairs[0].s2.product_id and recorded["s1"] == [p.product_id for p in pairs[0].s1]
+    before = target.read_bytes()
+
+    other = map_plan(pairs, backend, tmp_path, MapOptions(class_scheme="dynamicworld"))
+    assert [r.status for r in other] == ["failed"] * 2
+    assert other[0].error is not None and "class_scheme 'worldcover' → 'dynamicworld'" in other[0].error
+    assert "--no-resume" in other[0].error and target.read_bytes() == before  # refused, not replaced
+
+    retrained = TorchBackend(backend.model, ModelIdentity("test_tiny", "0.2", "ab12", 512))
+    changed = map_plan(pairs[:1], retrained, tmp_path, MapOptions())
+    assert changed[0].status == "failed" and changed[0].error is not None and "model_sha256" in changed[0].error
+
+    lacking = map_plan(pairs[:1], backend, tmp_path, MapOptions(confidence=True))
+    assert lacking[0].status == "failed" and "lacks the requested output(s) confidence" in str(lacking[0].error)
+
+    replaced = map_plan(pairs[:1], backend, tmp_path, MapOptions(class_scheme="dynamicworld", resume=False))
+    assert replaced[0].status == "done"
+    with rasterio.open(target) as ds:
+        assert ds.tags()["CLASS_SCHEME"] == "dynamicworld"
+    assert map_plan(pairs[:1], backend, tmp_path, MapOptions(class_scheme="dynamicworld"))[0].status == "skipped"
+
+    # Not a map at all, or a map from before settings were recorded: the scene fails, the file stays.
+    second = Path(str(first[1].output))
+    second.unlink()
+    second.mkdir()
+    broken = map_plan(pairs[1:], backend, tmp_path, MapOptions())
+    assert broken[0].status == "failed" and "not a readable map" in str(broken[0].error) and second.is_dir()
+    second.rmdir()
+    with rasterio.open(second, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(0, 40, 10, 10)) as ds:  # fmt: skip
+        ds.update_tags(MODEL_NAME="test_tiny")
+    legacy = map_plan(pairs[1:], backend, tmp_path, MapOptions())
+    assert legacy[0].status == "failed" and "records no settings" in str(legacy[0].error)
+
+
 def test_cloudy_l2a_safe_at_60m_maps_without_s1(s2_safe: Path, backend: TorchBackend, tmp_path: Path) -> None:
     root = tmp_path / "in"
     root.mkdir()

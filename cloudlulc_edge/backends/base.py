@@ -14,10 +14,18 @@ __all__ = ["Backend", "softmax"]
 
 
 class Backend(Protocol):
-    """Anything that turns a `TileBatch` into class probabilities."""
+    """Anything that turns a `TileBatch` into class probabilities.
+
+    Attributes:
+        identity: The model's provenance (variant, version, weights hash).
+        num_classes: Classes of the output.
+        runtime: What runs the weights, e.g. ``torch fp32`` or ``onnxruntime model_int8.onnx``: two maps
+            of one model differ by it (FP16/INT8), so a map records it beside the weights hash.
+    """
 
     identity: ModelIdentity
     num_classes: int
+    runtime: str
 
     def predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
         """Returns (B, K, t, t) float32 softmax probabilities."""

@@ -74,6 +74,7 @@ class OnnxRuntimeBackend:
         self.num_classes = int(self.session.get_outputs()[0].shape[1])
         self.identity = identity
         self.path = path
+        self.runtime = f"onnxruntime {path.name}"
 
     def logits(self, inputs: dict[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
         """Runs the graph on prepared inputs; returns (B, K, t, t) float32 logits."""

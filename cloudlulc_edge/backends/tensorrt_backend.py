@@ -50,6 +50,7 @@ class TensorRTBackend:
         if profile:
             self.context.set_optimization_profile_async(profile, self.stream.cuda_stream)
         self.identity = identity
+        self.runtime = f"tensorrt {Path(engine_path).name}"
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.output_name = "logits"
         if self.output_name not in names:

@@ -40,6 +40,9 @@ class TorchBackend:
         config = getattr(model, "config", None)
         self.num_classes = int(getattr(config, "num_classes", NUM_CLASSES))
         self.autocast_dtype = autocast_dtype
+        self.runtime = "torch " + (
+            f"autocast {str(autocast_dtype).removeprefix('torch.')}" if autocast_dtype else "fp32"
+        )
 
     def _tensor(self, array: npt.NDArray[np.generic]) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(array))
