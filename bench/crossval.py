@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> None:
         with mp.get_context("spawn").Pool(args.workers, _worker_init, maxtasksperchild=1) as pool:
             for done, line in enumerate(pool.imap_unordered(_run, work), start=1):
                 print(f"[{done}/{len(work)}, {time.perf_counter() - start:.0f} s] {line}", flush=True)
-    results = [r for j in jobs if (r := finished_result(jobs_dir / f"{j.key}.json", settings[j.key])) is not None]
-    missing = [j.key for j in jobs if finished_result(jobs_dir / f"{j.key}.json", settings[j.key]) is None]
+    finished = {j.key: finished_result(jobs_dir / f"{j.key}.json", settings[j.key]) for j in jobs}
+    results = [r for r in finished.values() if r is not None]
+    missing = [key for key, r in finished.items() if r is None]
     if not results:
         raise SystemExit(f"no finished job with these settings in {jobs_dir}: nothing to summarise")
     if missing:  # a partial comparison is published as such, never as the whole

@@ -38,6 +38,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cloudlulc_edge.errors import EXIT_USAGE
+
 if TYPE_CHECKING:
     from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 
@@ -262,4 +264,4 @@ def terrain_correction(
 def usage_error(message: str) -> typer.Exit:
     """Prints ``error: message`` to stderr and returns the usage-error exit (code 2) to raise."""
     Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(2)
+    return typer.Exit(EXIT_USAGE)

@@ -20,12 +20,9 @@ from cloudlulc_edge.cli.options import (
     terrain_correction,
     usage_error,
 )
-from cloudlulc_edge.errors import CloudLULCError, OptionsError
+from cloudlulc_edge.errors import EXIT_ALL_FAILED, CloudLULCError, OptionsError
 
 __all__ = ["s1_command"]
-
-#: One product that cannot be processed (a bad product, DEM or orbit): as `map` when every scene failed.
-_EXIT_FAILED = 4
 
 
 def s1_command(
@@ -66,7 +63,7 @@ def s1_command(
         raise usage_error(str(exc)) from exc
     except CloudLULCError as exc:
         Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(_EXIT_FAILED) from exc
+        raise typer.Exit(EXIT_ALL_FAILED) from exc  # the one product failed, as `map` when every scene did
     tags = result.tags
     detail = f"{tags.get('S1_RADIOMETRY')}, {tags.get('S1_GEOCODING')}"
     if "S1_LAYOVER_SHADOW_PCT" in tags:

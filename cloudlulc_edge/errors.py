@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "EXIT_ALL_FAILED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "CloudLULCError",
     "EngineCompatibilityError",
     "ExportError",
@@ -19,6 +23,16 @@ __all__ = [
     "ProductError",
     "ResourceLimitError",
 ]
+
+
+#: Every pair done or skipped.
+EXIT_OK = 0
+#: Bad command line, options or plan (Typer's own usage errors use 2 as well).
+EXIT_USAGE = 2
+#: Some scenes failed, others were mapped.
+EXIT_PARTIAL = 3
+#: Every scene that was attempted failed.
+EXIT_ALL_FAILED = 4
 
 
 class CloudLULCError(Exception):

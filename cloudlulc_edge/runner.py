@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 from cloudlulc_edge.backends.base import Backend
 from cloudlulc_edge.backends.factory import BackendSpec, open_backend
-from cloudlulc_edge.errors import OptionsError, OutputError
+from cloudlulc_edge.errors import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, OptionsError, OutputError
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.dem import Dem
 from cloudlulc_edge.io.products import Skipped
@@ -54,14 +54,6 @@ __all__ = [
     "run_pairs",
 ]
 
-#: Every pair done or skipped.
-EXIT_OK = 0
-#: Bad command line, options or plan (Typer's own usage errors use 2 as well).
-EXIT_USAGE = 2
-#: Some scenes failed, others were mapped.
-EXIT_PARTIAL = 3
-#: Every scene that was attempted failed.
-EXIT_ALL_FAILED = 4
 
 Executor = Literal["local", "ray"]
 _SHARD_ENV = ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID")

@@ -157,7 +157,6 @@ class MapWriter:
             if self.optics_path is not None
             else None
         )
-        self._optics_partial = self._temps[-1] if self._optics is not None else None
         if self._optics is not None:
             self._optics.write_colormap(1, {k: v[2] for k, v in OPTICS_CLASSES.items()})
 
@@ -221,18 +220,17 @@ class MapWriter:
         self._map.update_tags(**all_tags)
         self._map.set_band_description(1, f"LULC class ({self.scheme.name} codes)")
         self._map.close()
-        finals: list[tuple[Path, Path]] = [(self._temps[0], self.path)]
+        finals: list[tuple[Path, Path]] = [(_hidden(self.path, ".partial.tif"), self.path)]
         if self._conf is not None and self.confidence_path is not None:
             self._conf.update_tags(**tags, CONFIDENCE="top-1 softmax probability x 255; 0 = nodata")
             self._conf.set_band_description(1, "confidence")
             self._conf.close()
-            finals.append((self._temps[1], self.confidence_path))
+            finals.append((_hidden(self.confidence_path, ".partial.tif"), self.confidence_path))
         if self._optics is not None and self.optics_path is not None:
             self._optics.update_tags(**tags, **{f"OPTICS_{k}": f"{v[0]}: {v[1]}" for k, v in OPTICS_CLASSES.items()})
             self._optics.set_band_description(1, "optics usable (1), cloud (2), cloud shadow (3); 0 = no map")
             self._optics.close()
-            assert self._optics_partial is not None
-            finals.append((self._optics_partial, self.optics_path))
+            finals.append((_hidden(self.optics_path, ".partial.tif"), self.optics_path))
         try:
             cogs = []
             for partial, final in finals:

@@ -124,10 +124,7 @@ class SceneReader:
 
     def read(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> Strip:
         """Reads the grid window ``[row0, row0 + nrows) × [col0, col0 + ncols)`` as a normalised `Strip`."""
-        dn = self.s2.read_dn(row0, nrows, col0, ncols)
-        # In place: a 512-row strip of a 10980-wide tile is 270 MB per float32 copy.
-        reflectance, valid = s2_dn_to_reflectance(dn, self.s2.offsets, self.s2_norm, inplace=True)
-        s2, s2_valid = normalise_s2_reflectance(reflectance, valid, self.s2_norm, inplace=True)
+        s2, s2_valid = self._read_s2(row0, nrows, col0, ncols)
         if not self._s1:
             return Strip(row0, s2, s2_valid, None, None)
         stack = np.stack([src.read_linear(row0, nrows, col0, ncols) for src in self._s1])  # (S, 2, n, W)
@@ -138,19 +135,28 @@ class SceneReader:
         s1, s1_valid = normalise_s1_db(linear_to_db(np.nan_to_num(linear, nan=1.0)), s1_valid, self.contract.s1)
         return Strip(row0, s2, s2_valid, s1, s1_valid)
 
+    def _read_s2(self, row0: int, nrows: int, col0: int = 0,
+                 ncols: int | None = None) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:  # fmt: skip
+        """(12, n, w) normalised reflectance of a grid window and its (n, w) validity."""
+        dn = self.s2.read_dn(row0, nrows, col0, ncols)
+        # In place: a 512-row strip of a 10980-wide tile is 270 MB per float32 copy.
+        reflectance, valid = s2_dn_to_reflectance(dn, self.s2.offsets, self.s2_norm, inplace=True)
+        s2, s2_valid = normalise_s2_reflectance(reflectance, valid, self.s2_norm, inplace=True)
+        return s2, s2_valid
+
     def optics(self, row0: int, nrows: int) -> tuple[npt.NDArray[np.uint8], str]:
         """Where the optics of rows ``[row0, row0 + nrows)`` were usable (`cloudlulc_edge.optics` categories).
 
         Returns:
             ``((n, W) uint8 categories, source)``: from the product's SCL (its no-data class is
-            no map), else from the spectral cloud proxy on the reflectance (which reads the bands
-            again).
+            no map), else from the spectral cloud proxy on the reflectance (which reads the S2
+            bands again; S1 is not read).
         """
         scl = self.s2.scl_rows(row0, nrows)
         if scl is not None:
             return from_scl(scl, scl != 0), "SCL (Sen2Cor scene classification)"
-        strip = self.read(row0, nrows)
-        return from_reflectance(strip.s2, strip.s2_valid), "spectral proxy (B02 > 0.2 and B11 > 0.15)"
+        s2, s2_valid = self._read_s2(row0, nrows)
+        return from_reflectance(s2, s2_valid), "spectral proxy (B02 > 0.2 and B11 > 0.15)"
 
     def tags(self) -> dict[str, str]:
         """Provenance tags of the inputs."""

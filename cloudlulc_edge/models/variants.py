@@ -33,6 +33,8 @@ Baselines (`model.md` §13), trained and evaluated with the same loop, cards and
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cloudlulc_edge.models._registry import register_variant
 from cloudlulc_edge.models.base import ModelConfig
 from cloudlulc_edge.models.config import CloudLULCNetConfig
@@ -40,6 +42,12 @@ from cloudlulc_edge.models.recon_first import ReconstructionFirstConfig
 from cloudlulc_edge.models.unet import UNetConfig
 
 __all__ = ["VARIANT_CONFIGS"]
+
+_TEST_TINY = CloudLULCNetConfig(width=8, token_dim=16, order=2, num_blocks=1, usmt_depth=1, usmt_heads=2, mlp_ratio=2.0,
+                                encoder_blocks=1, decoder_blocks=1, invblock_subnet="conv1x1")  # fmt: skip
+#: test_tiny in the tile-independent forms of the edge profile.
+_TEST_TINY_LOCAL = replace(_TEST_TINY, spectral="local", spectral_window=3, norm="layer", choi_descriptor="local",
+                           choi_window=3, usmt_attention="neighbourhood", usmt_window=3)  # fmt: skip
 
 #: Default configuration of each variant (what the model card records before overrides).
 VARIANT_CONFIGS: dict[str, ModelConfig] = {
@@ -65,37 +73,8 @@ VARIANT_CONFIGS: dict[str, ModelConfig] = {
         usmt_attention="neighbourhood",
         usmt_window=5,
     ),
-    "test_tiny": CloudLULCNetConfig(
-        width=8,
-        token_dim=16,
-        order=2,
-        num_blocks=1,
-        usmt_depth=1,
-        usmt_heads=2,
-        mlp_ratio=2.0,
-        encoder_blocks=1,
-        decoder_blocks=1,
-        invblock_subnet="conv1x1",
-    ),
-    "test_tiny_local": CloudLULCNetConfig(
-        width=8,
-        token_dim=16,
-        order=2,
-        num_blocks=1,
-        usmt_depth=1,
-        usmt_heads=2,
-        mlp_ratio=2.0,
-        encoder_blocks=1,
-        decoder_blocks=1,
-        invblock_subnet="conv1x1",
-        spectral="local",
-        spectral_window=3,
-        norm="layer",
-        choi_descriptor="local",
-        choi_window=3,
-        usmt_attention="neighbourhood",
-        usmt_window=3,
-    ),
+    "test_tiny": _TEST_TINY,
+    "test_tiny_local": _TEST_TINY_LOCAL,
     "unet_s2": UNetConfig(inputs="s2"),
     "unet_s1": UNetConfig(inputs="s1"),
     "unet_early": UNetConfig(inputs="early"),
