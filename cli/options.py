@@ -219,7 +219,8 @@ LogFormatOpt = Annotated[
 
 DemOpt = Annotated[
     Path | None,
-    typer.Option(help="DEM (GeoTIFF/VRT/.hgt, or a folder of Copernicus DEM or SRTM tiles): terrain-correct S1 "
+    typer.Option(exists=True,
+                 help="DEM (GeoTIFF/VRT/.hgt, or a folder of Copernicus DEM or SRTM tiles): terrain-correct S1 "
                  "SAFE products by range-Doppler geocoding on it (S1_GEOCODING=RD_DEM)."),
 ]  # fmt: skip
 RtcOpt = Annotated[
@@ -227,7 +228,11 @@ RtcOpt = Annotated[
 ]
 OrbitDirOpt = Annotated[
     Path | None,
-    typer.Option(help="Folder of POEORB/RESORB .EOF orbit files (default: the annotation's state vectors)."),
+    typer.Option(
+        exists=True,
+        file_okay=False,
+        help="Folder of POEORB/RESORB .EOF orbit files (default: the annotation's state vectors).",
+    ),
 ]
 DemDatumOpt = Annotated[
     DemDatumChoice,

@@ -26,9 +26,14 @@ __all__ = ["s1_command"]
 
 
 def s1_command(
-    safe: Annotated[Path, typer.Argument(help="Sentinel-1 GRD product (.SAFE folder or zip).")],
+    safe: Annotated[Path, typer.Argument(exists=True, help="Sentinel-1 GRD product (.SAFE folder or zip).")],
     output: Annotated[Path, typer.Argument(help="GeoTIFF to write (float32, one band per polarisation).")],
-    like: Annotated[Path, typer.Option(help="Reference raster: the output takes its CRS, transform and size.")],
+    like: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="Reference raster: the output takes its CRS, transform and size."
+        ),
+    ],
     dem: DemOpt = None,
     rtc: RtcOpt = False,
     orbit_dir: OrbitDirOpt = None,
@@ -47,7 +52,8 @@ def s1_command(
 
     The pipeline's own S1 stage: calibration, noise removal, multilooking, and GCP geocoding, or
     range-Doppler terrain correction with --dem (layover and shadow become NaN). Exit codes: 0
-    written, 2 usage errors, 4 the product, DEM or orbit could not be processed.
+    written, 2 usage errors (a SAFE, reference raster, DEM or orbit folder that does not exist
+    included), 4 the product, DEM or orbit could not be processed.
     """
     from cloudlulc_edge.io.s1_on_grid import S1GridRequest, write_s1_on_grid
 

@@ -417,3 +417,28 @@ def test_map_plan_and_run_terrain_correct_s1_and_guard_the_radiometry(cases: dic
         assert ds.tags()["S1_GEOCODING"] == "RD_DEM"
     result = runner.invoke(app, [*run, "--dem", str(cases["S1B_Rome"]["dem"])])
     assert result.exit_code == 2 and "the plan records terrain correction" in " ".join(result.output.split())
+
+
+def test_paths_that_do_not_exist_are_usage_errors(tmp_path: Path) -> None:
+    """`s1` and `map` refuse a missing SAFE, reference raster, DEM or orbit folder at parse time (exit 2)."""
+    fixtures = Path(__file__).resolve().parents[1] / "data" / "sentinel"
+    safe = next(fixtures.glob("S1*_GRDH_*.SAFE"))
+    like = tmp_path / "like.tif"
+    with rasterio.open(like, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=Affine(10, 0, 0, 0, -10, 40)):  # fmt: skip
+        pass
+    missing = str(tmp_path / "missing")
+    cases = [
+        ["s1", missing, str(tmp_path / "o.tif"), "--like", str(like)],
+        ["s1", str(safe), str(tmp_path / "o.tif"), "--like", missing],
+        ["s1", str(safe), str(tmp_path / "o.tif"), "--like", str(like), "--dem", missing],
+        ["s1", str(safe), str(tmp_path / "o.tif"), "--like", str(like), "--dem", str(like), "--orbit-dir", missing],
+        ["map", str(fixtures / "bigearthnet"), str(tmp_path / "maps"), "--dem", missing],
+    ]
+    for args in cases:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        words = " ".join(w for w in result.output.split() if w != "│")  # Typer's error box, unwrapped
+        assert "does not exist" in words, (args, result.output)
+        assert isinstance(result.exception, SystemExit)  # a usage error, not a traceback
+    assert not (tmp_path / "o.tif").exists() and not (tmp_path / "maps").exists()
