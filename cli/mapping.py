@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cloudlulc_edge.cli.options import (
@@ -61,18 +63,23 @@ if TYPE_CHECKING:
     from cloudlulc_edge.io.s1_terrain import TerrainCorrection
     from cloudlulc_edge.pairing import Pair
     from cloudlulc_edge.pipeline import MapOptions
-    from cloudlulc_edge.runner import RunRequest, RunResult
+    from cloudlulc_edge.runner import PlannedScene, RunRequest, RunResult
 
 __all__ = ["map_command", "plan_command", "run_command"]
 
 
-def _plan_table(pairs: list[Pair], title: str) -> Table:
+def _days(pair: Pair) -> str:
+    return "–" if pair.dt_days is None else f"{pair.dt_days:g}"
+
+
+def _dry_run_table(planned: list[PlannedScene], title: str) -> Table:
     table = Table(title=title)
-    for column in ("S2 scene", "S1 products", "Δt days", "S1 cover %"):
-        table.add_column(column)
-    for pair in pairs:
-        dt = "–" if pair.dt_days is None else f"{pair.dt_days:g}"
-        table.add_row(pair.name, str(len(pair.s1)), dt, f"{pair.s1_coverage_pct:g}")
+    for column in ("S2 scene", "would", "why", "S1 products", "Δt days", "S1 cover %"):
+        table.add_column(column, overflow="fold")
+    colours = {"map": "green", "replace": "yellow", "skip": "blue", "fail": "red"}
+    for p in planned:
+        table.add_row(p.pair.name, f"[{colours[p.action]}]{p.action}[/{colours[p.action]}]", escape(p.reason),
+                      str(len(p.pair.s1)), _days(p.pair), f"{p.pair.s1_coverage_pct:g}")  # fmt: skip
     return table
 
 
@@ -114,31 +121,58 @@ def _execute(request: RunRequest, quiet: bool, log_format: LogFormat) -> None:
             result = run_batch(request, display)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
+    if not result.plan.pairs:
+        _nothing_to_map(request, result)
     if request.dry_run:
-        Console().print(_plan_table(result.pairs, _dry_run_title(request, result)))
-        raise typer.Exit(0)
+        Console(width=_width()).print(_dry_run_table(result.planned, _dry_run_title(request, result)))
+        raise typer.Exit(result.exit_code)
     _summary(request, result, quiet, log_format, display)
+
+
+def _width() -> int | None:
+    """Full width when not on a terminal (logs, cron): rich would cut every line to 80 columns."""
+    return None if Console().is_terminal else 200
+
+
+def _nothing_to_map(request: RunRequest, result: RunResult) -> None:
+    """Says what the input held when no pair came of it, and exits `EXIT_NOTHING_TO_MAP` (dry run or not)."""
+    source = request.input_dir if request.input_dir is not None else request.plan_file
+    skipped = result.plan.skipped
+    lines = [f"nothing to map in {source}: no S2 scene with a usable product"
+             + (f"; {len(skipped)} input(s) not usable:" if skipped else " (the folder holds no product)")]  # fmt: skip
+    lines += [f"  {s.path}: {s.reason}" for s in skipped[:10]]
+    lines += [f"  … and {len(skipped) - 10} more (see the run report)"] if len(skipped) > 10 else []
+    Console(stderr=True, highlight=False, width=_width()).print("\n".join(escape(line) for line in lines))
+    raise typer.Exit(result.exit_code)
 
 
 def _dry_run_title(request: RunRequest, result: RunResult) -> str:
     source = request.input_dir if request.input_dir is not None else request.plan_file
     shard = f" (shard {request.shard[0]}/{request.shard[1]})" if request.shard else ""
-    return f"would map {len(result.pairs)} pair(s){shard} from {source}"
+    counts = Counter(p.action for p in result.planned)
+    said = ", ".join(f"{counts[a]} {a}" for a in ("map", "replace", "skip", "fail") if counts[a])
+    return f"dry run{shard} of {source}: {len(result.pairs)} pair(s) → {said or 'nothing'}"
 
 
 def _summary(request: RunRequest, result: RunResult, quiet: bool, log_format: LogFormat, display: RunDisplay) -> None:
-    from cloudlulc_edge.cli.progress import summary_table
+    from cloudlulc_edge.cli.progress import summary_lines, summary_table
 
     assert result.report is not None
     report, counts = result.report, result.report.counts()
     display.emit("run_end", counts=counts, report=str(result.report_path), exit_code=result.exit_code)
     if log_format is LogFormat.rich:
-        console = Console()
-        if not quiet:
+        console = Console(width=_width())
+        if not quiet and console.is_terminal:  # without a terminal each scene had its line as it finished
             console.print(summary_table(report.scenes, f"{request.command}: {request.output_dir}"))
+        elif not quiet:  # ... except those the stop left unstarted
+            for line in summary_lines([s for s in report.scenes if s.status == "not_started"]):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+        stopped = counts.get("interrupted", 0) + counts.get("not_started", 0)
         console.print(f"{counts.get('done', 0)} done, {counts.get('skipped', 0)} skipped, "
-                      f"{counts.get('failed', 0)} failed, {len(result.plan.skipped)} input(s) not usable; "
-                      f"report {result.report_path}")  # fmt: skip
+                      f"{counts.get('failed', 0)} failed, {len(result.plan.skipped)} input(s) not usable"
+                      + (f", {stopped} stopped (interrupted: {counts.get('interrupted', 0)}, not started: "
+                         f"{counts.get('not_started', 0)}); map again to finish" if stopped else "")
+                      + f"; report {result.report_path}", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     raise typer.Exit(result.exit_code)
 
 
@@ -207,7 +241,8 @@ def map_command(
     """Scan INPUT_DIR, pair S2 with S1, and map every pair to OUTPUT_DIR.
 
     Exit codes: 0 all done or skipped, 3 some scenes failed, 4 every attempted scene failed,
-    2 usage or configuration errors.
+    5 nothing to map (no usable product), 2 usage or configuration errors, 130 stopped by
+    Ctrl-C/SIGTERM/SIGHUP (the run report says what finished).
     """
     from cloudlulc_edge.errors import CloudLULCError
     from cloudlulc_edge.runner import RunRequest

@@ -268,5 +268,5 @@ def terrain_correction(
 
 def usage_error(message: str) -> typer.Exit:
     """Prints ``error: message`` to stderr and returns the usage-error exit (code 2) to raise."""
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(EXIT_USAGE)

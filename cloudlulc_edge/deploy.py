@@ -2,24 +2,44 @@
 
 Both map 1:1 onto ``cloudlulc-edge run PLAN OUT --shard auto/N``: the scheduler starts N workers
 and gives each its index (``JOB_COMPLETION_INDEX`` / ``SLURM_ARRAY_TASK_ID``); `runner.parse_shard`
-reads it. The templates ship with the package (``cloudlulc_edge/templates``).
+reads it. The Slurm template ships with the package (``cloudlulc_edge/templates``); the
+Kubernetes manifest is built as a mapping and written by PyYAML.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
+from typing import Any
 
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.errors import OptionsError
 
 __all__ = ["ScaleOut", "render_k8s_job", "render_slurm_array"]
+
+#: Kubernetes object names (RFC 1123 label); also what a Slurm job name may be here.
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+_MEMORY = re.compile(r"\d+[KMGT]?")
+_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def _text(what: str, value: str) -> str:
+    """A value that goes into a job file: text without control characters (a newline would start a new line)."""
+    if not isinstance(value, str) or not value or _CONTROL.search(value):
+        raise OptionsError(f"{what} must be non-empty text without control characters, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class ScaleOut:
     """What every worker runs.
+
+    Every value is validated here, and the renderers write them as data (shell words quoted with
+    `shlex.quote`, YAML written by a YAML library), never as code.
 
     Attributes:
         plan: Plan JSON path as the workers see it.
@@ -27,10 +47,14 @@ class ScaleOut:
         shards: Number of shards N.
         parallelism: Workers running at once.
         backend: torch, onnxruntime or tensorrt.
-        device: cpu or cuda.
+        device: cpu, cuda or cuda:N.
         gpus: GPUs per worker (0: none).
-        extra: Further ``run`` arguments (e.g. ``--checkpoint /data/ckpt``).
-        name: Job name.
+        extra: Further ``run`` arguments (e.g. ``--checkpoint /data/ckpt``), one word each.
+        name: Job name (lower-case letters, digits and ``-``, at most 63: a Kubernetes name).
+
+    Raises:
+        OptionsError: A count below 1, an unknown backend or device, a name that is not a
+            Kubernetes name, or a path or argument with a control character.
     """
 
     plan: str
@@ -44,43 +68,90 @@ class ScaleOut:
     name: str = "cloudlulc-edge"
 
     def __post_init__(self) -> None:
-        if self.shards < 1 or self.parallelism < 1:
-            raise CloudLULCError(f"shards and parallelism must be ≥ 1, got {self.shards} and {self.parallelism}")
+        if self.shards < 1 or self.parallelism < 1 or self.gpus < 0:
+            raise OptionsError(f"shards and parallelism must be ≥ 1 and gpus ≥ 0, got {self.shards}, "
+                               f"{self.parallelism} and {self.gpus}")  # fmt: skip
+        if self.backend not in _BACKENDS:
+            raise OptionsError(f"backend must be one of {', '.join(_BACKENDS)}, got {self.backend!r}")
+        if not _DEVICE.fullmatch(self.device):
+            raise OptionsError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if not _NAME.fullmatch(self.name):
+            raise OptionsError(f"job name must be lower-case letters, digits and '-' (≤ 63, a Kubernetes name), "
+                               f"got {self.name!r}")  # fmt: skip
+        _text("plan path", self.plan)
+        _text("output path", self.output)
+        for arg in self.extra:
+            _text("an --extra argument", arg)
 
-
-def _template(name: str) -> Template:
-    return Template((resources.files("cloudlulc_edge.templates") / name).read_text())
+    @property
+    def command(self) -> list[str]:
+        """The ``cloudlulc-edge run`` command line every worker runs, one word per item."""
+        return ["cloudlulc-edge", "run", self.plan, self.output, "--shard", f"auto/{self.shards}",
+                "--backend", self.backend, "--device", self.device, "--log-format", "jsonl", *self.extra]  # fmt: skip
 
 
 def render_k8s_job(job: ScaleOut, image: str, claim: str, mount: str = "/data") -> str:
-    """The Indexed Job manifest (YAML) for ``job``.
+    """The Indexed Job manifest (YAML, written by PyYAML) for ``job``.
 
     Args:
         job: The work.
         image: Container image with cloudlulc-edge installed.
-        claim: PersistentVolumeClaim holding plan, inputs and outputs.
-        mount: Where the claim is mounted in the pod.
+        claim: PersistentVolumeClaim holding plan, inputs and outputs (a Kubernetes name).
+        mount: Where the claim is mounted in the pod (an absolute path).
+
+    Raises:
+        OptionsError: A claim that is not a Kubernetes name, an image or mount with control
+            characters, or a relative mount path.
     """
-    extra = "".join(f', "{arg}"' for arg in job.extra)
-    gpu = f'nvidia.com/gpu: "{job.gpus}"' if job.gpus else 'cpu: "2"'
-    return _template("k8s-indexed-job.yaml").substitute(
-        name=job.name, shards=job.shards, parallelism=min(job.parallelism, job.shards), image=image, plan=job.plan,
-        output=job.output, backend=job.backend, device=job.device, extra=extra, gpu_limit=gpu, mount=mount, claim=claim,
-    )  # fmt: skip
+    import yaml
+
+    _text("image", image)
+    if not _NAME.fullmatch(claim):
+        raise OptionsError(f"claim must be a Kubernetes name (lower-case letters, digits, '-'), got {claim!r}")
+    if not _text("mount", mount).startswith("/"):
+        raise OptionsError(f"mount must be an absolute path, got {mount!r}")
+    limits = {"nvidia.com/gpu": str(job.gpus)} if job.gpus else {"cpu": "2"}
+    container = {"name": "cloudlulc-edge", "image": image, "command": job.command, "resources": {"limits": limits},
+                 "volumeMounts": [{"name": "data", "mountPath": mount}]}  # fmt: skip
+    manifest: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job.name},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": job.shards,
+            "parallelism": min(job.parallelism, job.shards),
+            "backoffLimitPerIndex": 2,
+            "maxFailedIndexes": job.shards,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [container],
+                                  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}},
+        },
+    }  # fmt: skip
+    header = ("# cloudlulc-edge on Kubernetes: one Indexed Job, one pod per shard of a plan.\n"
+              "# Generated by `cloudlulc-edge deploy k8s`; every pod runs `run PLAN OUT --shard auto/N` and takes\n"
+              "# its index from JOB_COMPLETION_INDEX. Re-running the Job skips maps that already exist.\n")  # fmt: skip
+    return header + yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=120)
 
 
 def render_slurm_array(job: ScaleOut, cpus: int = 8, memory: str = "16G") -> str:
-    """The sbatch script of a job array for ``job``.
+    """The sbatch script of a job array for ``job``: every shell word quoted with `shlex.quote`.
 
     Args:
         job: The work.
         cpus: CPUs per task.
-        memory: Memory per task (Slurm syntax).
+        memory: Memory per task (Slurm syntax: digits and an optional K/M/G/T).
+
+    Raises:
+        OptionsError: Fewer than 1 CPU, a memory size that is not Slurm's syntax, or an output
+            path with whitespace (``#SBATCH --output`` cannot hold it).
     """
+    if cpus < 1 or not _MEMORY.fullmatch(memory):
+        raise OptionsError(f"cpus must be ≥ 1 and memory like 16G, got {cpus} and {memory!r}")
+    if re.search(r"\s", job.output):
+        raise OptionsError(f"the output path goes into '#SBATCH --output=' and cannot hold whitespace: {job.output!r}")
     gpu = f"#SBATCH --gres=gpu:{job.gpus}" if job.gpus else "# (no GPU requested)"
-    extra = "".join(f" {shlex.quote(arg)}" for arg in job.extra)
-    return _template("slurm-array.sbatch").substitute(
-        name=job.name, last_index=job.shards - 1, parallelism=min(job.parallelism, job.shards), cpus=cpus, memory=memory,
-        output=job.output, gpu_directive=gpu, plan=job.plan, shards=job.shards, backend=job.backend,
-        device=job.device, extra_shell=extra,
+    template = Template((resources.files("cloudlulc_edge.templates") / "slurm-array.sbatch").read_text())
+    return template.substitute(
+        name=job.name, last_index=job.shards - 1, parallelism=min(job.parallelism, job.shards), cpus=cpus,
+        memory=memory, output=job.output, gpu_directive=gpu, command=shlex.join(job.command),
     )  # fmt: skip

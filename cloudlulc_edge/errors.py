@@ -10,6 +10,8 @@ from pathlib import Path
 
 __all__ = [
     "EXIT_ALL_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_TO_MAP",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
@@ -33,6 +35,10 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 #: Every scene that was attempted failed.
 EXIT_ALL_FAILED = 4
+#: The input folder or plan holds no pair to map (no usable product, or every S2 left out).
+EXIT_NOTHING_TO_MAP = 5
+#: Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP; the run report says what finished (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 class CloudLULCError(Exception):

@@ -42,6 +42,7 @@ __all__ = [
     "ClassSchemeName",
     "MapOptions",
     "S1Missing",
+    "SceneAction",
     "SceneReport",
     "estimate_scene_memory_mb",
     "map_pair",
@@ -49,6 +50,7 @@ __all__ = [
     "map_settings",
     "output_path",
     "s1_radiometry_check",
+    "scene_action",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,7 +220,8 @@ class SceneReport:
 
     Attributes:
         name: Pair name (S2 product id).
-        status: ``done``, ``skipped`` (resume or S1 missing) or ``failed``.
+        status: ``done``, ``skipped`` (resume or S1 missing), ``failed``, or, when the run was stopped
+            by a signal, ``interrupted`` (the scene in progress) and ``not_started``.
         output: Map path (when done or skipped as existing).
         error: Error message (when failed) or skip reason.
         dt_days: S1 − S2 time difference.
@@ -328,14 +331,39 @@ def _map_pair(
             report.status, report.error, report.output = "skipped", f"being mapped by {claim.holder()}", None
             return report
         claim.clear_stale()  # what a killed run left of this scene
-        if options.resume and (target.exists() or target.is_symlink()):
-            _check_resumable(target, map_settings(pair, backend, options))
-            report.status, report.error = "skipped", "map exists (resume)"
-            return report
-        if not pair.s1 and options.s1_missing == "skip":
-            report.status, report.error, report.output = "skipped", "no S1 pair (s1_missing=skip)", None
+        action, reason = scene_action(pair, backend, out_dir, options)
+        if action == "skip":
+            report.status, report.error = "skipped", reason
+            report.output = str(target) if target.exists() else None
             return report
         return _map_claimed(pair, backend, target, options, contract, on_tiles, report, claim.workdir)
+
+
+SceneAction = Literal["map", "replace", "skip"]
+
+
+def scene_action(pair: Pair, backend: Backend, output_dir: Path, options: MapOptions) -> tuple[SceneAction, str]:
+    """What mapping ``pair`` into ``output_dir`` would do now, and why (the rule `map_pair` follows).
+
+    Reads only the existing map's tags; claims nothing and writes nothing (``--dry-run`` asks this).
+
+    Returns:
+        ``("map", why)``, ``("replace", why)`` (``--no-resume`` over an existing map) or ``("skip", why)``.
+
+    Raises:
+        OutputError: A map exists (resume) but is unreadable or was made with other settings (naming them).
+    """
+    target = output_path(pair, output_dir)
+    exists = target.exists() or target.is_symlink()
+    if exists and options.resume:
+        _check_resumable(target, map_settings(pair, backend, options))
+        return "skip", "map exists with the same settings (resume)"
+    if not pair.s1 and options.s1_missing == "skip":
+        return "skip", "no S1 pair (s1_missing=skip)"
+    inputs = "S2 + S1" if pair.s1 else "S2 only (missing-SAR path)"
+    if exists:
+        return "replace", f"{inputs}; replaces the existing map (--no-resume)"
+    return "map", f"{inputs}; no map yet"
 
 
 #: `MapOptions` fields that change what a map holds (the others change how a run goes).
@@ -419,6 +447,8 @@ def _map_claimed(
                                     daemon=True)  # fmt: skip
         producer.start()
         total = len(grid)
+        if on_tiles is not None:
+            on_tiles(0, total)  # the scene starts: its rate counts from here
         while True:
             item = items.get()
             if item is _DONE:
@@ -521,14 +551,29 @@ def map_plan(
         on_tiles: Progress callback ``(scene name, tiles_done, tiles_total)``.
 
     Returns:
-        One report per pair, in order.
+        One report per pair, in order. A `KeyboardInterrupt` (Ctrl-C, or SIGTERM/SIGHUP as
+        `runner.run_batch` turns them) stops the loop: the scene in progress is ``interrupted``
+        (nothing of it is left), the rest ``not_started``.
     """
-    reports = []
-    for pair in pairs:
+    reports: list[SceneReport] = []
+    for index, pair in enumerate(pairs):
         start = time.perf_counter()
         try:
             callback = (lambda d, t, n=pair.name: on_tiles(n, d, t)) if on_tiles is not None else None
             report = map_pair(pair, backend, output_dir, options, contract, callback)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as the runner turns them
+            signal_name = str(exc) or "SIGINT"
+            log.warning("stopped by %s during %s; %d scene(s) not started", signal_name, pair.name,
+                        len(pairs) - index - 1)  # fmt: skip
+            reports.append(SceneReport(pair.name, "interrupted", dt_days=pair.dt_days,
+                                       error=f"stopped by {signal_name}; its partial output was removed",
+                                       s1_coverage_pct=pair.s1_coverage_pct,
+                                       seconds=round(time.perf_counter() - start, 3)))  # fmt: skip
+            reports += [SceneReport(p.name, "not_started", dt_days=p.dt_days, s1_coverage_pct=p.s1_coverage_pct,
+                                    error=f"run stopped by {signal_name}") for p in pairs[index + 1 :]]  # fmt: skip
+            if on_scene is not None:
+                on_scene(reports[index])
+            break
         except Exception as exc:
             if isinstance(exc, CloudLULCError):
                 log.error("%s failed: %s", pair.name, exc)

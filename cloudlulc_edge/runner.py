@@ -17,31 +17,47 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cloudlulc_edge.backends.base import Backend
 from cloudlulc_edge.backends.factory import BackendSpec, open_backend
-from cloudlulc_edge.errors import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, OptionsError, OutputError
+from cloudlulc_edge.errors import (
+    EXIT_ALL_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_TO_MAP,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    CloudLULCError,
+    OptionsError,
+    OutputError,
+)
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.dem import Dem
 from cloudlulc_edge.io.products import Skipped
 from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.pairing import Pair, Plan, plan_directory, read_plan
-from cloudlulc_edge.pipeline import MapOptions, SceneReport, map_plan, s1_radiometry_check
+from cloudlulc_edge.pipeline import MapOptions, SceneReport, map_plan, s1_radiometry_check, scene_action
 from cloudlulc_edge.ray_executor import RayOptions
 from cloudlulc_edge.version import __version__
 
 __all__ = [
     "EXIT_ALL_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_TO_MAP",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
     "Executor",
+    "PlannedScene",
     "RunProgress",
     "RunReport",
     "RunRequest",
@@ -199,12 +215,14 @@ class RunReport:
     inputs_skipped: list[dict[str, str]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Scenes per status (``done``, ``skipped``, ``failed``)."""
+        """Scenes per status (``done``, ``skipped``, ``failed``, ``interrupted``, ``not_started``)."""
         return dict(Counter(s.status for s in self.scenes))
 
     def exit_code(self) -> int:
-        """`EXIT_OK`, `EXIT_PARTIAL` or `EXIT_ALL_FAILED`."""
+        """`EXIT_INTERRUPTED`, `EXIT_OK`, `EXIT_PARTIAL` or `EXIT_ALL_FAILED`."""
         counts = self.counts()
+        if counts.get("interrupted", 0):
+            return EXIT_INTERRUPTED
         if counts.get("failed", 0) == 0:
             return EXIT_OK
         return EXIT_PARTIAL if counts.get("done", 0) else EXIT_ALL_FAILED
@@ -231,6 +249,22 @@ class RunReport:
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n"))
 
 
+@dataclass(frozen=True)
+class PlannedScene:
+    """What a run would do with one pair (``--dry-run``).
+
+    Attributes:
+        pair: The pair.
+        action: ``map``, ``replace`` (``--no-resume`` over an existing map), ``skip`` or ``fail``
+            (its existing map was made with other settings, or cannot be read).
+        reason: Why, in words (for ``fail`` the error the run would report).
+    """
+
+    pair: Pair
+    action: str
+    reason: str
+
+
 @dataclass
 class RunResult:
     """What `run_batch` did.
@@ -240,16 +274,24 @@ class RunResult:
         pairs: The pairs this run maps (its shard).
         report: The run report (None for a dry run).
         report_path: Where the report was written (None for a dry run).
+        planned: A dry run: what would happen to each pair (empty otherwise).
     """
 
     plan: Plan
     pairs: list[Pair]
     report: RunReport | None = None
     report_path: Path | None = None
+    planned: list[PlannedScene] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """The run's exit status (`EXIT_OK` for a dry run)."""
+        """The run's exit status: `EXIT_NOTHING_TO_MAP` when the plan holds no pair, else the report's.
+
+        A dry run is `EXIT_OK` unless there is nothing to map. A shard left empty by a plan with pairs
+        is `EXIT_OK`.
+        """
+        if not self.plan.pairs:
+            return EXIT_NOTHING_TO_MAP
         return self.report.exit_code() if self.report is not None else EXIT_OK
 
 
@@ -299,25 +341,38 @@ def _options(request: RunRequest, plan: Plan) -> MapOptions:
 def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunResult:
     """Plans, opens the backend, maps the request's pairs and writes the run report.
 
+    SIGTERM and SIGHUP stop a local run like Ctrl-C does (when called from the main thread): the
+    scene in progress is abandoned cleanly and the report written, with exit code
+    `EXIT_INTERRUPTED`.
+
     Args:
         request: What to map and how.
         progress: Told when the run starts, each scene ends and tiles advance.
 
     Returns:
-        The plan, the pairs and (unless a dry run) the report and its path.
+        The plan, the pairs and the report and its path, or for a dry run what would happen to
+        each pair (`PlannedScene`; the backend is opened to compare existing maps' settings).
 
     Raises:
         CloudLULCError: Before any scene is read: a bad input folder or plan, shard, output folder,
-            backend, model or option combination (usage errors). Scene failures do not raise:
-            they are in the report.
+            backend, device, model or option combination (usage errors). Scene failures do not
+            raise: they are in the report.
     """
+    # A missing extra, absent device, bad tile or model fails before the folder is scanned. Ray
+    # actors open their own backend (the driver may have no GPU), except for a dry run.
+    backend = open_backend(request.backend) if request.executor == "local" or request.dry_run else None
     plan = _plan(request)
     pairs = plan.shard(*request.shard) if request.shard else list(plan.pairs)
     options = _options(request, plan)
+    if backend is not None:
+        options = options.with_tile(backend.identity.tile or options.tile)  # graphs fix the tile
+        if any(p.kind == "s1_safe" for pair in pairs for p in pair.s1):  # GeoTIFF S1 comes calibrated as it is
+            s1_radiometry_check(options, backend.identity.s1_radiometry)  # a usage error, before any scene
     if request.dry_run:
-        return RunResult(plan, pairs)
+        assert backend is not None
+        return RunResult(plan, pairs, planned=[_planned(pair, backend, request.output_dir, options) for pair in pairs])
     check_output_dir(request.output_dir)
-    if request.executor == "ray":
+    if backend is None:
         from cloudlulc_edge.ray_executor import map_with_ray
 
         if progress is not None:
@@ -328,16 +383,42 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
         report, path = record_run(request.command, record, request.output_dir, options, request.shard,
                                   plan.skipped, lambda: mapped.reports)  # fmt: skip
         return RunResult(plan, pairs, report, path)
-    backend = open_backend(request.backend)
-    options = options.with_tile(backend.identity.tile or options.tile)  # graphs fix the tile
-    if any(p.kind == "s1_safe" for pair in pairs for p in pair.s1):  # GeoTIFF S1 comes calibrated as it is
-        s1_radiometry_check(options, backend.identity.s1_radiometry)  # a usage error, before any scene
     if progress is not None:
         progress.start(len(pairs))
-    report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
-                             progress.scene if progress else None, progress.tiles if progress else None,
-                             plan.skipped, backend_record(request.backend, backend, "local"))  # fmt: skip
+    with _signals_stop_the_run():
+        report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
+                                 progress.scene if progress else None, progress.tiles if progress else None,
+                                 plan.skipped, backend_record(request.backend, backend, "local"))  # fmt: skip
     return RunResult(plan, pairs, report, path)
+
+
+def _planned(pair: Pair, backend: Backend, output_dir: Path, options: MapOptions) -> PlannedScene:
+    try:
+        action, reason = scene_action(pair, backend, output_dir, options)
+    except CloudLULCError as exc:
+        return PlannedScene(pair, "fail", str(exc))
+    return PlannedScene(pair, action, reason)
+
+
+@contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `KeyboardInterrupt` (named by the signal) while mapping, as SIGINT does.
+
+    Only from the main thread (where Python runs signal handlers); the previous handlers come back after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_pairs(

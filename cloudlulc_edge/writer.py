@@ -26,12 +26,21 @@ from rasterio.windows import Window
 from cloudlulc_edge.contract import CLASS_SCHEMES, CLASSES, encode_classes
 from cloudlulc_edge.errors import OutputError
 from cloudlulc_edge.files import durable_replace
+from cloudlulc_edge.gis_sidecars import pam_path, pam_xml, qgis_style, qml_path
 from cloudlulc_edge.io.grid import RasterGrid
 from cloudlulc_edge.optics import OPTICS_CLASSES, OPTICS_CLOUD, OPTICS_NODATA, OPTICS_SHADOW
 from cloudlulc_edge.tiling import FinishedRows
 from cloudlulc_edge.version import __version__
 
-__all__ = ["COG_OPTIONS", "MAP_SETTINGS_TAG", "MapOutputs", "MapWriter", "class_legend", "read_map_settings"]
+__all__ = [
+    "COG_OPTIONS",
+    "MAP_SETTINGS_TAG",
+    "MapOutputs",
+    "MapWriter",
+    "class_legend",
+    "optics_legend",
+    "read_map_settings",
+]
 
 #: The map tag that records, as JSON, what the map was made with (`pipeline.map_settings`).
 MAP_SETTINGS_TAG = "MAP_SETTINGS"
@@ -102,6 +111,12 @@ def read_map_settings(path: Path) -> dict[str, Any] | None:
     if not isinstance(settings, dict):
         raise OutputError(f"its {MAP_SETTINGS_TAG} tag is not a JSON object; move it away or pass --no-resume", path)
     return settings
+
+
+def optics_legend() -> list[dict[str, Any]]:
+    """Code, name, description and colour of every optics category (`cloudlulc_edge.optics`)."""
+    return [{"value": k, "name": v[0], "description": v[1], **({"nodata": True} if k == OPTICS_NODATA else {}),
+             "color_hint": "{:02X}{:02X}{:02X}".format(*v[2][:3])} for k, v in OPTICS_CLASSES.items()]  # fmt: skip
 
 
 def _colormap(scheme: str) -> dict[int, tuple[int, int, int, int]]:
@@ -239,6 +254,9 @@ class MapWriter:
                 resampling = "AVERAGE" if final == self.confidence_path else "MODE"  # categories: the mode
                 rasterio.shutil.copy(partial, cog, driver="COG", **{**COG_OPTIONS, "OVERVIEW_RESAMPLING": resampling})
                 cogs.append((cog, final))
+            cogs += self._sidecars(self.path, legend, f"LULC classes ({self.scheme.name} codes)")
+            if self.optics_path is not None:
+                cogs += self._sidecars(self.optics_path, optics_legend(), "where the optics were usable")
             stac_path = self.path.with_suffix(".json") if self.stac else None
             if stac_path is not None:
                 item = self._stac_item(all_tags, footprint, datetime_iso, legend)
@@ -255,6 +273,20 @@ class MapWriter:
         counts = {int(c): int(n) for c, n in enumerate(self._counts) if n}
         return MapOutputs(self.path, self.confidence_path, self.optics_path, stac_path, counts, mapped)
 
+    def _sidecars(self, raster: Path, legend: list[dict[str, Any]], title: str) -> list[tuple[Path, Path]]:
+        """Writes a raster's GDAL PAM (category names + RAT) and QGIS style under temporary names.
+
+        Returns:
+            ``(temporary, final)`` paths to rename once the raster is complete.
+        """
+        out = []
+        for final, text in ((pam_path(raster), pam_xml(legend)), (qml_path(raster), qgis_style(legend, title))):
+            tmp = _hidden(final, final.suffix + ".tmp")
+            self._temps.append(tmp)
+            tmp.write_text(text, encoding="utf-8")
+            out.append((tmp, final))
+        return out
+
     def _stac_item(self, tags: dict[str, str], footprint: dict[str, Any] | None, datetime_iso: str | None,
                    legend: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
         geometry = footprint or self.grid.footprint_lonlat()
@@ -266,7 +298,19 @@ class MapWriter:
                 "title": f"LULC map ({self.scheme.name} codes)",
                 "roles": ["data"],
                 "classification:classes": legend,
-            }
+            },
+            "qgis-style": {
+                "href": f"./{qml_path(self.path).name}",
+                "type": "text/xml",
+                "roles": ["style"],
+                "title": "QGIS layer style (class colours and names)",
+            },
+            "gdal-pam": {
+                "href": f"./{pam_path(self.path).name}",
+                "type": "text/xml",
+                "roles": ["metadata"],
+                "title": "GDAL PAM: category names and raster attribute table",
+            },
         }
         if self.confidence_path is not None:
             assets["confidence"] = {"href": f"./{self.confidence_path.name}",
@@ -276,11 +320,7 @@ class MapWriter:
             assets["optics"] = {
                 "href": f"./{self.optics_path.name}", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "roles": ["data", "quality"], "title": f"where the optics were usable ({tags.get('OPTICS_SOURCE')})",
-                "classification:classes": [
-                    {"value": k, "name": v[0], "description": v[1], **({"nodata": True} if k == OPTICS_NODATA else {}),
-                     "color_hint": "{:02X}{:02X}{:02X}".format(*v[2][:3])}
-                    for k, v in OPTICS_CLASSES.items()
-                ],
+                "classification:classes": optics_legend(),
             }  # fmt: skip
         return {
             "type": "Feature",

@@ -124,7 +124,7 @@ def export_onnx(
         flavour: ``standard`` or ``plugin``.
         tile: Static tile side T (a multiple of the model's ``requires_divisible_input_shape``, 16 for
             CloudLULC-Net).
-        max_batch: Upper bound of the symbolic batch.
+        max_batch: Upper bound of the symbolic batch (at least 2, the traced example's batch).
         opset: Default-domain opset (≤ 20 for TensorRT 10.3).
         spectral: ``matmul`` or ``fft`` for the SHOI spectral term, or None for the model's own.
 
@@ -142,7 +142,7 @@ def export_onnx(
         raise ExportError(f"tile must be a positive multiple of {multiple} for this model, got {tile}", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = DeployModel(_with_spectral(model, spectral)).eval()
-    batch = Dim("batch", min=1, max=max_batch)
+    batch = Dim("batch", min=1, max=max(max_batch, 2))  # the traced example has 2 tiles
     translation = None
     if flavour == "plugin":
         from cloudlulc_edge.export.plugin_ops import translation_table

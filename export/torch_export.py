@@ -72,7 +72,7 @@ def export_program(
     inputs = example_inputs(max(batch, 2) if dynamic_batch else batch, tile)
     dynamic_shapes = None
     if dynamic_batch:
-        b = Dim("batch", min=1, max=max_batch)
+        b = Dim("batch", min=1, max=max(max_batch, 2))  # the traced example has 2 tiles
         dynamic_shapes = {"s2": {0: b}, "s1": {0: b}}
     with use_kernels("reference"), torch.no_grad():
         return torch.export.export(model, (inputs.s2, inputs.s1), dynamic_shapes=dynamic_shapes)

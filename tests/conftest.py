@@ -84,7 +84,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     missing = [r for r in terminalreporter.stats.get("skipped", []) if MISSING_TEST_DEPENDENCY in str(r.longrepr)]
     if missing:
         terminalreporter.write_sep("!", f"REFERENCE CHECKS SKIPPED: {len(missing)} test(s) lack a test dependency "
-                                   "(install the dev extra)", red=True)  # fmt: skip
+                                   "(install the dev extra; gdal-bin for gdalinfo)", red=True)  # fmt: skip
 
 
 @pytest.fixture

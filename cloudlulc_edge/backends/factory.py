@@ -8,15 +8,17 @@ export's verified manifest, never from the command line.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cloudlulc_edge.backends.base import Backend
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.errors import CloudLULCError, OptionsError
 from cloudlulc_edge.models.loading import ModelIdentity, load_model
 
-__all__ = ["BACKEND_KINDS", "BackendKind", "BackendSpec", "export_identity", "open_backend"]
+__all__ = ["BACKEND_KINDS", "BackendKind", "BackendSpec", "check_spec", "export_identity", "open_backend"]
 
 BackendKind = Literal["torch", "onnxruntime", "tensorrt"]
 BACKEND_KINDS: tuple[BackendKind, ...] = ("torch", "onnxruntime", "tensorrt")
@@ -49,6 +51,53 @@ class BackendSpec:
     allow_untrained: bool = False
 
 
+#: Module each backend needs and the install line that provides it.
+_BACKEND_NEEDS = {
+    "onnxruntime": ("onnxruntime", "pip install 'cloudlulc-edge[export]' (or onnxruntime-gpu on a CUDA machine)"),
+    "tensorrt": ("tensorrt", "pip install 'cloudlulc-edge[tensorrt]' (on Jetson TensorRT comes with JetPack)"),
+}
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_spec(spec: BackendSpec) -> None:
+    """Refuses a spec that cannot run on this machine, before any model is loaded or scene read.
+
+    Checks the backend name, the device syntax, that the backend's package is installed, and that a
+    CUDA device asked for exists (torch's view of the machine; onnxruntime's CUDA provider).
+
+    Raises:
+        OptionsError: What is wrong, in one line that says what to do instead.
+    """
+    if spec.kind not in BACKEND_KINDS:
+        raise OptionsError(f"unknown backend {spec.kind!r}; use {', '.join(BACKEND_KINDS)}")
+    if not _DEVICE.fullmatch(spec.device):
+        raise OptionsError(f"--device must be cpu, cuda or cuda:N, got {spec.device!r}")
+    module, install = _BACKEND_NEEDS.get(spec.kind, ("torch", ""))
+    if spec.kind != "torch" and importlib.util.find_spec(module) is None:
+        raise OptionsError(f"--backend {spec.kind} needs the {module} package, which is not installed: {install}")
+    if spec.kind == "tensorrt" and spec.device == "cpu":
+        raise OptionsError("--backend tensorrt runs on a CUDA GPU; pass --device cuda, or use onnxruntime on the CPU")
+    if spec.device == "cpu":
+        return
+    if spec.kind == "onnxruntime":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise OptionsError(f"--device {spec.device}: this onnxruntime has no CUDA provider; install "
+                               "onnxruntime-gpu instead of onnxruntime, or use --device cpu")  # fmt: skip
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+        raise OptionsError(f"--device {spec.device}: torch {torch.__version__} ({build}) sees no CUDA GPU; use "
+                           "--device cpu")  # fmt: skip
+    index = int(spec.device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise OptionsError(f"--device {spec.device}: only {torch.cuda.device_count()} CUDA device(s) visible "
+                           f"(cuda:0…cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+
+
 def export_identity(path: Path, tile: int) -> ModelIdentity:
     """The identity an export's manifest records for a graph or engine at ``path``.
 
@@ -78,16 +127,21 @@ def open_backend(spec: BackendSpec) -> Backend:
     """Builds the backend a spec names.
 
     Raises:
+        OptionsError: The spec cannot run here (`check_spec`) or the tile does not fit the model.
         CloudLULCError: A missing or bad checkpoint, ONNX file, export or engine (the message
-            names the file), an unknown variant or backend, or an untrained variant without
+            names the file), an unknown variant, or an untrained variant without
             ``allow_untrained`` (`UntrainedModelError`).
     """
-    if spec.kind not in BACKEND_KINDS:
-        raise CloudLULCError(f"unknown backend {spec.kind!r}; use {', '.join(BACKEND_KINDS)}")
+    check_spec(spec)
     if spec.kind == "torch":
         from cloudlulc_edge.backends.torch_backend import TorchBackend
 
         loaded = load_model(spec.variant, spec.checkpoint, spec.tile, spec.allow_untrained)
+        multiple = loaded.model.requires_divisible_input_shape
+        if spec.tile % multiple:
+            below, above = spec.tile // multiple * multiple, -(-spec.tile // multiple) * multiple
+            raise OptionsError(f"--tile {spec.tile} is not a multiple of {multiple} (the {loaded.identity.name} "
+                               f"model's grid); use {below} or {above}")  # fmt: skip
         return TorchBackend(loaded.model, loaded.identity, spec.device)
     if spec.model is None:
         raise CloudLULCError(f"the {spec.kind} backend needs --model (an ONNX file / export directory, or an engine)")

@@ -175,7 +175,8 @@ class CloudLULCSet:
         s1_units: ``db`` or ``linear``.
 
     Raises:
-        DatasetError: Missing split file, bad header, a row of another split, or an unknown option.
+        DatasetError: Missing or empty split file, a bad header (the header line is optional: a
+            first row starting with a split id is data), a row of another split, or an unknown option.
     """
 
     def __init__(
@@ -210,12 +211,16 @@ class CloudLULCSet:
     def _read_split(self, path: Path, split_id: int) -> list[SampleFiles]:
         if not path.is_file():
             raise DatasetError("split file is missing (use the official split files; never re-split)", path)
-        # Comma-, tab- or space-separated (the official files' separator is not documented).
+        # Comma-, tab- or space-separated, with or without the header line (the dataset's README shows
+        # the columns but promises neither): a first row that starts with a split id is data.
         rows = [re.split(r"[,;\s]+", line.strip()) for line in path.read_text().splitlines() if line.strip()]
-        if not rows or tuple(rows[0]) != _COLUMNS:
-            raise DatasetError(f"split header must be {' '.join(_COLUMNS)}, got {rows[0] if rows else 'nothing'}", path)
+        if not rows:
+            raise DatasetError(f"split file is empty (expected rows of {' '.join(_COLUMNS)})", path)
+        has_header = not rows[0][0].isdigit()
+        if has_header and tuple(rows[0]) != _COLUMNS:
+            raise DatasetError(f"split header must be {' '.join(_COLUMNS)} (or no header), got {rows[0]}", path)
         files = []
-        for line, row in enumerate(rows[1:], start=2):
+        for line, row in enumerate(rows[1:] if has_header else rows, start=2 if has_header else 1):
             if len(row) != len(_COLUMNS) or not row[0].isdigit():
                 raise DatasetError(f"line {line}: expected {len(_COLUMNS)} columns starting with a split id", path)
             if int(row[0]) != split_id:

@@ -114,7 +114,8 @@ def scene_time(scene: GeoTiffScene) -> datetime:
     """Acquisition time of a GeoTIFF scene (see the module docstring for the order of sources).
 
     Raises:
-        ProductError: No time can be found.
+        ProductError: No time can be found, or a tag or sidecar that should hold it is malformed
+            (naming the file).
     """
     first = scene.first_path()
     try:
@@ -123,13 +124,20 @@ def scene_time(scene: GeoTiffScene) -> datetime:
     except RasterioError as exc:
         raise ProductError(f"cannot open ({exc})", first) from exc
     if tag:
-        return datetime.fromisoformat(tag.rstrip("Z"))
+        return _iso_time(tag.rstrip("Z"), "its ACQUISITION_TIME tag", first)
     sidecars = sorted(scene.root.glob("*_labels_metadata.json")) if scene.root.is_dir() else []
     for sidecar in sidecars:
-        meta = json.loads(sidecar.read_text())
+        try:
+            meta = json.loads(sidecar.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ProductError(
+                f"unreadable BigEarthNet metadata sidecar ({type(exc).__name__}: {exc})", sidecar
+            ) from exc
+        if not isinstance(meta, dict):
+            raise ProductError(f"BigEarthNet metadata sidecar is not a JSON object ({type(meta).__name__})", sidecar)
         text = meta.get("acquisition_time") or meta.get("acquisition_date")
         if text:
-            return datetime.fromisoformat(str(text).replace(" ", "T"))
+            return _iso_time(str(text).replace(" ", "T"), "its acquisition_time", sidecar)
     m = _TIME.search(scene.name)
     if m:
         hhmmss = m.group(2).ljust(6, "0")
@@ -138,6 +146,13 @@ def scene_time(scene: GeoTiffScene) -> datetime:
     if m:
         return datetime.strptime(m.group(1), "%Y%m%d")
     raise ProductError("no acquisition time: tag ACQUISITION_TIME or put YYYYMMDDTHHMMSS in the name", scene.root)
+
+
+def _iso_time(text: str, what: str, path: Path) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ProductError(f"{what} {text[:40]!r} is not an ISO 8601 time", path) from exc
 
 
 def scene_grid(scene: GeoTiffScene) -> RasterGrid:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +145,9 @@ def identify(path: str | Path) -> Product | None:
 def scan(root: str | Path) -> ScanResult:
     """Finds every product under ``root`` (recursively); everything else becomes a skip.
 
+    A ``root`` that is itself a ``.SAFE`` product folder yields that one product (with a warning:
+    its partners are not searched).
+
     Raises:
         CloudLULCError: ``root`` is not a directory.
     """
@@ -151,27 +155,73 @@ def scan(root: str | Path) -> ScanResult:
     if not root.is_dir():
         raise CloudLULCError("input is not a directory", root)
     result = ScanResult()
+    if root.name.upper().endswith(".SAFE"):  # a product given as the folder: map it alone
+        log.warning("%s is itself a SAFE product: mapping it alone (no S1 partner is searched outside it); give "
+                    "the folder that holds it to pair it", root)  # fmt: skip
+        try:
+            product = identify(root)
+        except CloudLULCError as exc:
+            result.skipped.append(Skipped(str(root), str(exc)))
+        else:
+            if product is not None:
+                result.products.append(product)
+            else:
+                result.skipped.append(Skipped(str(root), "a .SAFE folder that is neither an S2 nor an S1 product"))
+        return result
     _scan_dir(root, result, top=True)
     for s in result.skipped:
         log.warning("skipped %s: %s", s.path, s.reason)
     return result
 
 
-def _scan_dir(folder: Path, result: ScanResult, top: bool = False) -> None:
-    for entry in sorted(folder.iterdir()):
+#: Folder levels below the input folder that a scan descends (deeper trees are listed as skipped).
+MAX_SCAN_DEPTH = 16
+
+
+def _scan_dir(folder: Path, result: ScanResult, top: bool = False, depth: int = 0,
+              visited: set[tuple[int, int]] | None = None) -> None:  # fmt: skip
+    """Scans one folder; ``visited`` holds the (device, inode) of every folder entered (symlink loops)."""
+    visited = visited if visited is not None else set()
+    try:
+        info = folder.stat()
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        result.skipped.append(Skipped(str(folder), f"cannot list the folder ({exc.strerror or exc})"))
+        return
+    visited.add((info.st_dev, info.st_ino))
+    for entry in entries:
         if entry.name.startswith("."):
             continue  # hidden files, and our own temporary outputs
+        try:
+            mode = entry.stat().st_mode
+        except OSError as exc:  # a dangling symlink, a file removed meanwhile
+            result.skipped.append(Skipped(str(entry), f"cannot be read ({exc.strerror or exc})"))
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or device would block a reader
+            result.skipped.append(Skipped(str(entry), "not a regular file or folder (FIFO, socket or device)"))
+            continue
         before = len(result.products)
         try:
             product = identify(entry)
         except CloudLULCError as exc:
             result.skipped.append(Skipped(str(entry), str(exc)))
             continue
+        except Exception as exc:  # one product's unforeseen metadata must not stop the scan
+            log.exception("unexpected error while identifying %s", entry)
+            result.skipped.append(Skipped(str(entry), f"unusable input: unexpected {type(exc).__name__}: {exc}"))
+            continue
         if product is not None:
             result.products.append(product)
-        elif entry.is_dir() and not entry.name.upper().endswith(".SAFE"):
+        elif stat.S_ISDIR(mode) and not entry.name.upper().endswith(".SAFE"):
+            key = (entry.stat().st_dev, entry.stat().st_ino)
+            if key in visited:
+                result.skipped.append(Skipped(str(entry), "a link back to a folder already scanned (symlink loop)"))
+                continue
+            if depth + 1 > MAX_SCAN_DEPTH:
+                result.skipped.append(Skipped(str(entry), f"deeper than {MAX_SCAN_DEPTH} folder levels: not scanned"))
+                continue
             n_skipped = len(result.skipped)
-            _scan_dir(entry, result)
+            _scan_dir(entry, result, depth=depth + 1, visited=visited)
             if len(result.products) == before and len(result.skipped) == n_skipped:
                 result.skipped.append(
                     Skipped(str(entry), "not a product: no SAFE, zipped SAFE or GeoTIFF scene inside")

@@ -1,1 +1,1 @@
-"""Package data: the scale-out job templates that `cloudlulc_edge.deploy` fills (Kubernetes, Slurm)."""
+"""Package data: the Slurm job-array template that `cloudlulc_edge.deploy` fills (Kubernetes manifests are built as data)."""

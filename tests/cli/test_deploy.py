@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cloudlulc_edge.cli import app
-from cloudlulc_edge.deploy import ScaleOut, render_k8s_job
+from cloudlulc_edge.deploy import ScaleOut, render_k8s_job, render_slurm_array
 from cloudlulc_edge.errors import CloudLULCError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
@@ -85,7 +85,61 @@ def test_k8s_indexed_job_pods_cover_the_plan_once(plan, tmp_path):
 
 
 def test_gpu_requests_and_bad_sizes():
+    import yaml
+
     job = ScaleOut("/data/plan.json", "/data/out", shards=4, gpus=2)
-    assert 'nvidia.com/gpu: "2"' in render_k8s_job(job, "img", "claim")
+    container = yaml.safe_load(render_k8s_job(job, "img", "claim"))["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "2"}
     with pytest.raises(CloudLULCError):
         ScaleOut("p", "o", shards=0)
+
+
+HOSTILE = ["/data/$(touch pwned).json", "/data/`touch pwned`", '/data/a"b', "/data/it's", "/data/a;touch pwned"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_slurm_scripts_pass_hostile_paths_and_arguments_as_data(hostile, tmp_path):
+    """What bash would run is exactly the intended argument list: nothing is substituted or executed."""
+    job = ScaleOut(hostile, "/data/out", shards=2, gpus=0, extra=(f"--checkpoint={hostile}",))
+    script = render_slurm_array(job)
+    exec_line = next(line for line in script.splitlines() if line.startswith("exec "))
+    # Replace `exec` by a printer of its arguments and let bash parse the line.
+    probe = tmp_path / "probe.sh"
+    probe.write_text('args() { printf "%s\\0" "$@"; }\n' + "args" + exec_line.removeprefix("exec"))
+    run = subprocess.run(["bash", str(probe)], cwd=tmp_path, capture_output=True, check=True)
+    assert run.stdout.split(b"\0")[:-1] == [a.encode() for a in job.command]
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"plan": "/data/plan.json\nrm -rf /"}, "control characters"),
+        ({"extra": ("--quiet\n--tile=9",)}, "control characters"),
+        ({"name": "Job; rm"}, "Kubernetes name"),
+        ({"backend": "torch --device cpu"}, "backend must be"),
+        ({"device": "cuda\n"}, "device must be"),
+    ],
+)
+def test_values_that_would_become_code_are_refused(fields, message):
+    with pytest.raises(CloudLULCError, match=message):
+        ScaleOut(**{"plan": "/data/plan.json", "output": "/data/out", "shards": 2, **fields})
+
+
+def test_k8s_manifests_hold_hostile_values_as_strings():
+    import yaml
+
+    for hostile in [*HOSTILE, '/data/x", "--model", "/evil', "/data/x: {injected: 1}", "/data/# not a comment"]:
+        job = ScaleOut(hostile, "/data/out", shards=2, gpus=0, extra=(hostile,))
+        doc = yaml.safe_load(render_k8s_job(job, "registry/img:1", "scenes"))
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == job.command, hostile
+        assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    for image, claim, mount in [("img\nkind: Pod", "scenes", "/data"), ("img", "Scenes!", "/data"),
+                                ("img", "scenes", "data")]:  # fmt: skip
+        with pytest.raises(CloudLULCError):
+            render_k8s_job(ScaleOut("/p", "/o", shards=1), image, claim, mount)
+    with pytest.raises(CloudLULCError, match="whitespace"):
+        render_slurm_array(ScaleOut("/p", "/data/my out", shards=1))
+    with pytest.raises(CloudLULCError, match="memory"):
+        render_slurm_array(ScaleOut("/p", "/o", shards=1), memory="16G\n#SBATCH --x")

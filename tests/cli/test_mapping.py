@@ -67,6 +67,7 @@ def test_interrupted_run_resumes_without_redoing_finished_scenes(scenes, tmp_pat
     monkeypatch.setattr(TorchBackend, "predict", interrupt_in_second_scene)
     result = _invoke("map", scenes, out, *FAST)
     assert result.exit_code == 130  # Ctrl-C: the conventional 128 + SIGINT
+    assert _report(out)["counts"] == {"done": 1, "interrupted": 1, "not_started": 4}
     first = sorted(out.glob("*_lulc.tif"))
     assert len(first) == 1, "exactly the scene finished before the interruption"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "no partial outputs"
@@ -143,7 +144,7 @@ def test_unusable_inputs_are_listed_in_the_report(scenes, tmp_path):
 
 def test_dry_run_maps_nothing(scenes, tmp_path):
     result = _invoke("map", scenes, tmp_path / "out", "--dry-run")
-    assert result.exit_code == 0 and "would map 6 pair(s)" in result.output
+    assert result.exit_code == 0 and "6 pair(s) → 6 map" in result.output
     assert not (tmp_path / "out").exists()
 
 

@@ -50,6 +50,21 @@ def test_cloud_fraction_follows_the_generated_clouds(dataset):
     assert [cloud_bin(f) for f in (0.0, 0.2, 0.4, 0.6, 0.9)] == ["<10%", "10-30%", "30-50%", "50-70%", ">70%"]
 
 
+def test_split_files_are_read_with_or_without_the_header_line(dataset):
+    root, _ = dataset
+    with_header = CloudLULCSet(root, "train").files
+    split = root / "split" / "train.csv"
+    lines = split.read_text().splitlines()
+    assert lines[0].startswith("split_id")
+    split.write_text("\n".join(lines[1:]) + "\n")
+    assert CloudLULCSet(root, "train").files == with_header
+    split.write_text("\n".join(line.replace(",", "\t") for line in lines[1:]) + "\n")  # tab-separated too
+    assert CloudLULCSet(root, "train").files == with_header
+    split.write_text("\n\n")
+    with pytest.raises(DatasetError, match="split file is empty"):
+        CloudLULCSet(root, "train")
+
+
 def test_zero_based_scheme_on_one_based_labels_fails_naming_the_file(dataset):
     root, _ = dataset
     with pytest.raises(DatasetError, match=r"label ids \[6\]") as err:
