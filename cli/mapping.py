@@ -172,7 +172,9 @@ def _summary(request: RunRequest, result: RunResult, quiet: bool, log_format: Lo
                       f"{counts.get('failed', 0)} failed, {len(result.plan.skipped)} input(s) not usable"
                       + (f", {stopped} stopped (interrupted: {counts.get('interrupted', 0)}, not started: "
                          f"{counts.get('not_started', 0)}); map again to finish" if stopped else "")
-                      + f"; report {result.report_path}", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+                      + (f"; report {result.report_path}" if result.report_path else
+                         "; the run report could NOT be written (see the log above for it)"),
+                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     raise typer.Exit(result.exit_code)
 
 

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from cloudlulc_edge.errors import OutputError
+
 if sys.version_info >= (3, 11):
     from typing import Self
 else:  # pragma: no cover - Python 3.10 (JetPack 6); typing_extensions comes with torch
@@ -52,7 +54,19 @@ class SceneClaim:
         self._fd: int | None = None
 
     def __enter__(self) -> Self:
-        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        """Takes the claim if no other process holds it (`acquired` says which).
+
+        Raises:
+            OutputError: The lock path is a symbolic link (never followed: it could point at any
+                file) or cannot be opened.
+        """
+        try:  # O_NOFOLLOW: a planted symlink must not make us truncate the file it points to
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if self.lock_path.is_symlink():
+                raise OutputError("the scene's lock path is a symbolic link; it is never followed — remove it",
+                                  self.lock_path) from exc  # fmt: skip
+            raise OutputError(f"cannot open the scene's lock file ({exc.strerror or exc})", self.lock_path) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -80,7 +94,9 @@ class SceneClaim:
             for path in self.target.parent.glob(pattern):
                 if path == self.lock_path:
                     continue
-                if path.is_dir():
+                if path.is_symlink():  # our temporaries are never links: remove the link, not its target
+                    path.unlink()
+                elif path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)

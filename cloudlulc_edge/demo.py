@@ -226,14 +226,14 @@ class DemoResult:
 
     Attributes:
         report: The run report of the maps.
-        report_path: Where it was written.
+        report_path: Where it was written (None: it could not be, and went to the log instead).
         maps: The maps folder.
         quicklooks: One PNG per mapped scene.
         quicklook_errors: Scene → why its quicklook was not written.
     """
 
     report: RunReport
-    report_path: Path
+    report_path: Path | None
     maps: Path
     quicklooks: list[Path] = field(default_factory=list)
     quicklook_errors: dict[str, str] = field(default_factory=dict)

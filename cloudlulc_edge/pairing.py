@@ -122,9 +122,9 @@ def pair_products(products: Sequence[Product], window_days: float = 6.0, require
     Returns:
         The plan.
     """
-    s2s = [p for p in products if p.modality == "s2"]
-    s1s = [p for p in products if p.modality == "s1"]
     plan = Plan(options={"window_days": window_days, "require_s1": require_s1})
+    s2s = _one_per_name([p for p in products if p.modality == "s2"], plan.skipped)
+    s1s = [p for p in products if p.modality == "s1"]
     for s2 in s2s:
         crs = s2.attrs.get("crs", "EPSG:4326")
         s2_geom = _projected(s2.footprint, crs)
@@ -152,6 +152,23 @@ def pair_products(products: Sequence[Product], window_days: float = 6.0, require
         signed = (best[2][0].time - s2.time).total_seconds() / 86400.0
         plan.pairs.append(Pair(s2, tuple(best[2]), round(signed, 4), round(min(best[1], 100.0), 3)))
     return plan
+
+
+def _one_per_name(s2s: list[Product], skipped: list[Skipped]) -> list[Product]:
+    """The S2 products with distinct ids; the others join ``skipped`` naming the one kept.
+
+    The id names the map file, so two products with one id would write (or resume from) one map.
+    The first by path is kept: two copies of one SAFE product (a folder and its zip) are the same
+    data; two different GeoTIFF scenes that share a name must be renamed to be mapped.
+    """
+    kept: dict[str, Product] = {}
+    for s2 in sorted(s2s, key=lambda p: p.path):
+        first = kept.setdefault(s2.product_id, s2)
+        if first is not s2:
+            skipped.append(Skipped(s2.path, f"another S2 product has the same id {s2.product_id!r} ({first.path}); the "
+                                   "id names the map file, so only that one is mapped — remove this copy or "
+                                   "rename the scene"))  # fmt: skip
+    return [p for p in s2s if kept[p.product_id] is p]
 
 
 def plan_directory(input_dir: str | Path, window_days: float = 6.0, require_s1: bool = False,
@@ -252,6 +269,12 @@ def read_plan(path: str | Path, roots: Sequence[str | Path] | None = None) -> Pl
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise PairingError(f"malformed plan entry ({exc!r})", path) from exc
     plan = Plan(pairs, skipped, dict(options))
+    names = [p.name for p in pairs]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise PairingError(
+            f"plan entries share a map name ({', '.join(twice)[:200]}); one map file cannot hold both", path
+        )
     recorded = plan.options.get("input_root")
     check_plan_roots(plan, roots if roots is not None else ([recorded] if isinstance(recorded, str) else []), path)
     return plan

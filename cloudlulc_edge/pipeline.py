@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import queue
+import re
 import threading
 import time
 from collections import defaultdict
@@ -280,8 +281,22 @@ def _produce(source: Iterator[Any], out: queue.Queue[Any], stop: threading.Event
     out.put(_DONE)
 
 
+#: What a pair name must look like to become a file name inside OUTPUT: no separators, no control
+#: characters, not hidden (our temporaries are), at most 200 characters.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+
+
 def output_path(pair: Pair, output_dir: Path) -> Path:
-    """Map path of a pair."""
+    """Map path of a pair: ``<output_dir>/<pair name>_lulc.tif``, always directly inside ``output_dir``.
+
+    Raises:
+        OutputError: The pair name (an S2 product id, or a GeoTIFF scene's name, possibly from a
+            plan file) is not a plain file name: a path separator, ``..``, a control character, a
+            leading dot or more than 200 characters.
+    """
+    if not _SAFE_NAME.fullmatch(pair.name) or ".." in pair.name:
+        raise OutputError(f"the scene name {pair.name[:80]!r} cannot name a map file (letters, digits, '._+-' "
+                          "only, no path, at most 200); rename the scene", Path(pair.s2.path))  # fmt: skip
     return output_dir / f"{pair.name}_lulc.tif"
 
 
@@ -351,10 +366,14 @@ def scene_action(pair: Pair, backend: Backend, output_dir: Path, options: MapOpt
         ``("map", why)``, ``("replace", why)`` (``--no-resume`` over an existing map) or ``("skip", why)``.
 
     Raises:
-        OutputError: A map exists (resume) but is unreadable or was made with other settings (naming them).
+        OutputError: A map exists (resume) but is unreadable or was made with other settings (naming
+            them), the map path is a symbolic link, or the pair's name cannot name a file.
     """
     target = output_path(pair, output_dir)
-    exists = target.exists() or target.is_symlink()
+    if target.is_symlink():
+        raise OutputError("the map path is a symbolic link; maps are never written or trusted through links — "
+                          "move it away", target)  # fmt: skip
+    exists = target.exists()
     if exists and options.resume:
         _check_resumable(target, map_settings(pair, backend, options))
         return "skip", "map exists with the same settings (resume)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import tempfile
@@ -70,6 +71,8 @@ __all__ = [
     "run_pairs",
 ]
 
+
+log = logging.getLogger(__name__)
 
 Executor = Literal["local", "ray"]
 _SHARD_ENV = ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID")
@@ -242,6 +245,9 @@ class RunReport:
         sharing an output folder, a job array) apart.
         """
         folder = directory / "reports"
+        if folder.is_symlink():
+            raise OutputError("the reports folder is a symbolic link; reports are never written through links",
+                              folder)  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         stamp = self.started.replace(":", "").replace("-", "").replace("+0000", "Z")
         suffix = f"-shard-{self.shard[0]}-of-{self.shard[1]}" if self.shard else ""
@@ -273,7 +279,7 @@ class RunResult:
         plan: The plan of the run (all pairs, before sharding) and what it left out.
         pairs: The pairs this run maps (its shard).
         report: The run report (None for a dry run).
-        report_path: Where the report was written (None for a dry run).
+        report_path: Where the report was written (None for a dry run, or when it could not be written).
         planned: A dry run: what would happen to each pair (empty otherwise).
     """
 
@@ -432,7 +438,7 @@ def run_pairs(
     on_tiles: Callable[[str, int, int], None] | None = None,
     inputs_skipped: Sequence[Skipped] = (),
     backend_info: dict[str, Any] | None = None,
-) -> tuple[RunReport, Path]:
+) -> tuple[RunReport, Path | None]:
     """Maps ``pairs`` (already sharded) with an open backend and writes the run report.
 
     Args:
@@ -466,11 +472,12 @@ def record_run(
     shard: tuple[int, int] | None,
     inputs_skipped: Sequence[Skipped],
     execute: Callable[[], list[SceneReport]],
-) -> tuple[RunReport, Path]:
+) -> tuple[RunReport, Path | None]:
     """Runs ``execute`` (any executor returning scene reports) and writes its run report.
 
     Returns:
-        ``(report, report path)``.
+        ``(report, report path)``; the path is None when the report could not be written (a full
+        disk): it is then logged whole, on stderr.
 
     Raises:
         CloudLULCError: Whatever ``execute`` raises before mapping (Ray not installed…).
@@ -479,4 +486,9 @@ def record_run(
                        options=options.to_dict(), inputs_skipped=[asdict(s) for s in inputs_skipped])  # fmt: skip
     report.scenes = execute()
     report.finished = _now()
-    return report, report.write(output_dir)
+    try:
+        return report, report.write(output_dir)
+    except (OSError, OutputError) as exc:  # a full disk, a folder gone read-only: the maps are safe, say so
+        log.error("the run report cannot be written to %s (%s); here it is instead:\n%s", output_dir / "reports",
+                  exc, json.dumps(report.to_dict(), indent=1))  # fmt: skip
+        return report, None
