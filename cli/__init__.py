@@ -23,6 +23,7 @@ from cloudlulc_edge.cli.info import info
 from cloudlulc_edge.cli.mapping import map_command, plan_command, run_command
 from cloudlulc_edge.cli.s1 import s1_command
 from cloudlulc_edge.cli.training import evaluate_command, train_command
+from cloudlulc_edge.cli.watch import watch_command
 
 __all__ = ["EXIT_INTERNAL", "app", "main"]
 
@@ -41,6 +42,7 @@ app.command("info")(info)
 app.command("plan")(plan_command)
 app.command("map")(map_command)
 app.command("run")(run_command)
+app.command("watch")(watch_command)
 app.command("s1")(s1_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)

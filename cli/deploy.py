@@ -1,4 +1,4 @@
-"""``cloudlulc-edge deploy k8s|slurm``: print a ready Kubernetes Indexed Job or Slurm array for a plan."""
+"""``cloudlulc-edge deploy k8s|slurm|systemd|entrypoint``: print a job file, a service unit or an entrypoint."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ from typing import Annotated
 import typer
 
 from cloudlulc_edge.cli.options import BackendChoice, BackendOpt, usage_error
-from cloudlulc_edge.deploy import ScaleOut, render_k8s_job, render_slurm_array
+from cloudlulc_edge.deploy import (
+    ScaleOut,
+    WatchService,
+    render_container_entrypoint,
+    render_k8s_job,
+    render_slurm_array,
+    render_systemd_unit,
+)
 from cloudlulc_edge.errors import CloudLULCError
 
 __all__ = ["deploy_app"]
 
-deploy_app = typer.Typer(help="Scale-out files: Kubernetes Indexed Job or Slurm job array over `run --shard`.",
+deploy_app = typer.Typer(help="Scale-out files (Kubernetes Indexed Job, Slurm job array over `run --shard`) and "
+                              "service files for `watch` (systemd unit, container entrypoint).",
                          no_args_is_help=True)  # fmt: skip
 
 PlanArg = Annotated[str, typer.Argument(help="Plan JSON path as the workers see it.")]
@@ -69,3 +77,29 @@ def slurm(
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     print(text, end="")
+
+
+@deploy_app.command("systemd")
+def systemd(
+    input_dir: Annotated[str, typer.Argument(help="Incoming folder to watch (absolute path).")],
+    output_dir: Annotated[str, typer.Argument(help="Map folder (absolute path).")],
+    executable: Annotated[
+        str, typer.Option(help="Absolute path of the cloudlulc-edge command on the station.")
+    ] = "/usr/local/bin/cloudlulc-edge",
+    user: Annotated[str, typer.Option(help="Account the service runs as.")] = "cloudlulc",
+    extra: Annotated[
+        list[str] | None, typer.Option(help="Extra `watch` argument (repeatable), e.g. --extra=--settle=60.")
+    ] = None,
+) -> None:
+    """Print a systemd unit that runs `watch` (systemctl stop ends it cleanly)."""
+    try:
+        text = render_systemd_unit(WatchService(input_dir, output_dir, executable, user, tuple(extra or ())))
+    except CloudLULCError as exc:
+        raise usage_error(str(exc)) from exc
+    print(text, end="")
+
+
+@deploy_app.command("entrypoint")
+def entrypoint() -> None:
+    """Print a container entrypoint (sh) that runs `watch` on WATCH_INPUT / WATCH_OUTPUT."""
+    print(render_container_entrypoint(), end="")

@@ -178,7 +178,7 @@ def _summary(request: RunRequest, result: RunResult, quiet: bool, log_format: Lo
     raise typer.Exit(result.exit_code)
 
 
-def _spec_and_options(
+def spec_and_options(
     backend: BackendChoice, variant: str, checkpoint: Path | None, model: Path | None, precision: Precision,
     device: str, tile: int, allow_untrained: bool, overlap: int, batch_size: int, class_scheme: ClassSchemeChoice,
     resolution: int | None, confidence: bool, optics: bool, stac: bool, resume: bool, s1_missing: S1MissingChoice,
@@ -250,7 +250,7 @@ def map_command(
     from cloudlulc_edge.runner import RunRequest
 
     terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
-    spec, options = _spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
+    spec, options = spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                       overlap, batch_size, class_scheme, resolution, confidence, optics, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
                                       grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
@@ -335,7 +335,7 @@ def run_command(
     from cloudlulc_edge.runner import RunRequest, parse_shard
 
     terrain = terrain_correction(dem, rtc, orbit_dir, dem_datum, dem_fallback)
-    spec, options = _spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
+    spec, options = spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                       overlap, batch_size, class_scheme, resolution, confidence, optics, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
                                       grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip

@@ -45,6 +45,7 @@ __all__ = [
     "S1Missing",
     "SceneAction",
     "SceneReport",
+    "check_resumable",
     "estimate_scene_memory_mb",
     "map_pair",
     "map_plan",
@@ -237,6 +238,7 @@ class SceneReport:
         s1_layover_shadow_pct: Share of the S1-imaged pixels masked as layover or shadow (``RD_DEM``).
         through_cloud_pct: Share of the pixels with S2 data whose optics were cloud or shadow
             (``optics``): how much of the map was made through cloud.
+        replaces: ``watch --remap-on-better-s1``: what the replaced map was made with (``{"s1": [ids]}``).
     """
 
     name: str
@@ -254,6 +256,7 @@ class SceneReport:
     s1_geocoding: str | None = None
     s1_layover_shadow_pct: float | None = None
     through_cloud_pct: float | None = None
+    replaces: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -375,7 +378,7 @@ def scene_action(pair: Pair, backend: Backend, output_dir: Path, options: MapOpt
                           "move it away", target)  # fmt: skip
     exists = target.exists()
     if exists and options.resume:
-        _check_resumable(target, map_settings(pair, backend, options))
+        check_resumable(target, map_settings(pair, backend, options))
         return "skip", "map exists with the same settings (resume)"
     if not pair.s1 and options.s1_missing == "skip":
         return "skip", "no S1 pair (s1_missing=skip)"
@@ -407,7 +410,7 @@ def map_settings(pair: Pair, backend: Backend, options: MapOptions) -> dict[str,
     return normal
 
 
-def _check_resumable(target: Path, settings: dict[str, Any]) -> None:
+def check_resumable(target: Path, settings: dict[str, Any]) -> None:
     """Returns when the map at ``target`` was made with ``settings`` and has every output they ask for.
 
     Raises:

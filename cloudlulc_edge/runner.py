@@ -69,6 +69,7 @@ __all__ = [
     "parse_shard",
     "run_batch",
     "run_pairs",
+    "signals_stop_the_run",
 ]
 
 
@@ -391,7 +392,7 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
         return RunResult(plan, pairs, report, path)
     if progress is not None:
         progress.start(len(pairs))
-    with _signals_stop_the_run():
+    with signals_stop_the_run():
         report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
                                  progress.scene if progress else None, progress.tiles if progress else None,
                                  plan.skipped, backend_record(request.backend, backend, "local"))  # fmt: skip
@@ -407,7 +408,7 @@ def _planned(pair: Pair, backend: Backend, output_dir: Path, options: MapOptions
 
 
 @contextmanager
-def _signals_stop_the_run() -> Iterator[None]:
+def signals_stop_the_run() -> Iterator[None]:
     """SIGTERM and SIGHUP raise `KeyboardInterrupt` (named by the signal) while mapping, as SIGINT does.
 
     Only from the main thread (where Python runs signal handlers); the previous handlers come back after.

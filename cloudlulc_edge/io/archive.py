@@ -180,6 +180,25 @@ class SafeArchive:
                 self.display(relative),
             )
 
+    def incomplete_members(self) -> list[str]:
+        """Members ``manifest.safe`` lists with a size that are absent or of another size (a copy in progress).
+
+        Returns:
+            Their relative paths; empty when the product is complete, or when it has no manifest
+            (then only a settle time can tell).
+
+        Raises:
+            ProductError: The manifest cannot be parsed.
+        """
+        missing = []
+        for relative, expected in sorted(self._manifest_sizes().items()):
+            try:
+                if self.size(relative) != expected:
+                    missing.append(relative)
+            except (OSError, KeyError):
+                missing.append(relative)
+        return missing
+
     def _manifest_sizes(self) -> dict[str, int]:
         if self._sizes is None:
             self._sizes = {}

@@ -142,11 +142,12 @@ def identify(path: str | Path) -> Product | None:
     )  # fmt: skip
 
 
-def scan(root: str | Path) -> ScanResult:
+def scan(root: str | Path, log_skips: bool = True) -> ScanResult:
     """Finds every product under ``root`` (recursively); everything else becomes a skip.
 
     A ``root`` that is itself a ``.SAFE`` product folder yields that one product (with a warning:
-    its partners are not searched).
+    its partners are not searched). ``log_skips=False`` leaves the skips unlogged (``watch``
+    rescans every few seconds and logs only what changes).
 
     Raises:
         CloudLULCError: ``root`` is not a directory.
@@ -169,7 +170,7 @@ def scan(root: str | Path) -> ScanResult:
                 result.skipped.append(Skipped(str(root), "a .SAFE folder that is neither an S2 nor an S1 product"))
         return result
     _scan_dir(root, result, top=True)
-    for s in result.skipped:
+    for s in result.skipped if log_skips else ():
         log.warning("skipped %s: %s", s.path, s.reason)
     return result
 

@@ -143,3 +143,41 @@ def test_k8s_manifests_hold_hostile_values_as_strings():
         render_slurm_array(ScaleOut("/p", "/data/my out", shards=1))
     with pytest.raises(CloudLULCError, match="memory"):
         render_slurm_array(ScaleOut("/p", "/o", shards=1), memory="16G\n#SBATCH --x")
+
+
+def test_the_systemd_unit_runs_watch_with_exactly_the_given_words():
+    import configparser
+
+    from cloudlulc_edge.deploy import WatchService, render_systemd_unit
+
+    extra = ("--settle=60", "--checkpoint=/opt/models/v%1", "--dem=/srv/dem/$HOME")
+    unit = render_systemd_unit(WatchService("/srv/incoming", "/srv/maps", extra=extra))
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string(unit)
+    service = parser["Service"]
+    words = [w.replace("%%", "%").replace("$$", "$") for w in service["ExecStart"].split()]
+    assert words == ["/usr/local/bin/cloudlulc-edge", "watch", "/srv/incoming", "/srv/maps", "--log-format", "jsonl",
+                     *extra]  # fmt: skip
+    assert service["KillSignal"] == "SIGTERM" and "130" in service["SuccessExitStatus"].split()
+    assert parser["Install"]["WantedBy"] == "multi-user.target"
+    for bad in ({"input_dir": "/srv/in box"}, {"output_dir": "maps"}, {"extra": ("--x\nExecStartPre=/bin/rm",)},
+                {"user": "root; rm"}, {"extra": ('--dem="/a b"',)}):  # fmt: skip
+        with pytest.raises(CloudLULCError):
+            WatchService(**{"input_dir": "/srv/incoming", "output_dir": "/srv/maps", **bad})
+
+
+def test_the_container_entrypoint_runs_watch_on_its_folders(tmp_path):
+    from cloudlulc_edge.deploy import render_container_entrypoint
+
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(render_container_entrypoint())
+    incoming, out = tmp_path / "incoming", tmp_path / "maps"
+    incoming.mkdir()
+    run = subprocess.run(["sh", str(script), *RUN_ARGS, "--poll", "0.1", "--exit-when-idle", "0.5"],
+                         env=_env(WATCH_INPUT=str(incoming), WATCH_OUTPUT=str(out)), capture_output=True, text=True,
+                         timeout=300, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert events[0]["event"] == "watch_start" and events[0]["input_dir"] == str(incoming)
+    assert events[-1]["event"] == "watch_end" and Path(events[-1]["report"]).is_file()
