@@ -2,7 +2,7 @@
 
 The shared S1 products are metadata-only downloads. `with_measurement` copies one and writes a
 full-size uint16 measurement per polarisation from a pattern of (line, pixel), records its size
-in the manifest (the readers check it), and attaches the annotation GCPs as the real files carry.
+and MD5 in the manifest (the readers check both), and attaches the annotation GCPs as the real files carry.
 `relief_dem` writes a synthetic DEM of hills and valleys where no real one is at hand.
 """
 
@@ -67,6 +67,8 @@ def with_measurement(source: Path, dest_dir: Path, pattern: Pattern, polarisatio
             f.gcps = (meta.gcps, CRS.from_epsg(4326))
         href = re.escape(tiff.name)
         text = re.sub(rf'size="\d+"(>\s*<fileLocation[^>]*{href})', rf'size="{tiff.stat().st_size}"\1', text)
+        md5 = SafeArchive(dst).checksum(meta.polarisations[pol].measurement, "MD5")
+        text = re.sub(rf'({href}"/>\s*<checksum checksumName="MD5">)[0-9a-fA-F]+', rf"\g<1>{md5}", text)
     manifest.write_text(text)
     return dst
 

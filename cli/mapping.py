@@ -50,6 +50,7 @@ from cloudlulc_edge.cli.options import (
     S1MissingOpt,
     S2OffsetOpt,
     S2QuantificationOpt,
+    SkipChecksumsOpt,
     StacOpt,
     TileOpt,
     VariantOpt,
@@ -183,7 +184,7 @@ def spec_and_options(
     device: str, tile: int, allow_untrained: bool, overlap: int, batch_size: int, class_scheme: ClassSchemeChoice,
     resolution: int | None, confidence: bool, optics: bool, stac: bool, resume: bool, s1_missing: S1MissingChoice,
     s2_offset: float | None, s2_quantification: float | None, prefetch: int, max_memory: int | None, grid_offset: int,
-    terrain: TerrainCorrection | None, allow_radiometry_mismatch: bool,
+    terrain: TerrainCorrection | None, allow_radiometry_mismatch: bool, skip_checksums: bool = False,
 ) -> tuple[BackendSpec, MapOptions]:  # fmt: skip
     """The parsed options as the library's backend spec and mapping options (validated there)."""
     from cloudlulc_edge.backends.factory import BackendSpec
@@ -195,7 +196,8 @@ def spec_and_options(
                              resolution=resolution, confidence=confidence, optics=optics, stac=stac, resume=resume,
                              s1_missing=s1_missing.value, s2_offset=s2_offset, s2_quantification=s2_quantification,
                              prefetch=prefetch, max_memory_mb=max_memory, grid_offset=grid_offset, terrain=terrain,
-                             allow_radiometry_mismatch=allow_radiometry_mismatch)  # fmt: skip
+                             allow_radiometry_mismatch=allow_radiometry_mismatch,
+                             verify_checksums=not skip_checksums)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     spec = BackendSpec(backend.value, variant, checkpoint, model, precision.value, device, tile,
@@ -239,6 +241,7 @@ def map_command(
     dem_datum: DemDatumOpt = DemDatumChoice.auto,
     dem_fallback: DemFallbackOpt = DemFallbackChoice.fail,
     allow_radiometry_mismatch: AllowRadiometryMismatchOpt = False,
+    skip_checksums: SkipChecksumsOpt = False,
 ) -> None:
     """Scan INPUT_DIR, pair S2 with S1, and map every pair to OUTPUT_DIR.
 
@@ -253,7 +256,7 @@ def map_command(
     spec, options = spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                       overlap, batch_size, class_scheme, resolution, confidence, optics, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
-                                      grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
+                                      grid_offset, terrain, allow_radiometry_mismatch, skip_checksums)  # fmt: skip
     try:
         request = RunRequest("map", output_dir, spec, options, input_dir=input_dir, pair_window=pair_window,
                              require_s1=require_s1, dry_run=dry_run)  # fmt: skip
@@ -310,6 +313,7 @@ def run_command(
     dem_datum: DemDatumOpt = DemDatumChoice.auto,
     dem_fallback: DemFallbackOpt = DemFallbackChoice.fail,
     allow_radiometry_mismatch: AllowRadiometryMismatchOpt = False,
+    skip_checksums: SkipChecksumsOpt = False,
     executor: Annotated[
         ExecutorChoice, typer.Option(help="local, or ray (scenes as tasks on model-holding actors).")
     ] = ExecutorChoice.local,
@@ -338,7 +342,7 @@ def run_command(
     spec, options = spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                       overlap, batch_size, class_scheme, resolution, confidence, optics, stac, resume,
                                       s1_missing, s2_offset, s2_quantification, prefetch, max_memory,
-                                      grid_offset, terrain, allow_radiometry_mismatch)  # fmt: skip
+                                      grid_offset, terrain, allow_radiometry_mismatch, skip_checksums)  # fmt: skip
     try:
         request = RunRequest("run", output_dir, spec, options, plan_file=plan_file,
                              input_roots=tuple(input_root or ()), shard=parse_shard(shard),

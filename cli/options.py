@@ -24,6 +24,7 @@ Registry — option: meaning (commands that take it):
 * ``--dem``, ``--rtc``, ``--orbit-dir``, ``--dem-datum``, ``--dem-fallback``: range-Doppler terrain
   correction of S1 SAFE products (map, plan, run, s1)
 * ``--allow-radiometry-mismatch``: map with S1 radiometry other than the model's, tagged (map, run)
+* ``--skip-checksums``: do not verify SAFE files against their manifest checksums (map, run, watch)
 
 Choices are enums, so ``--help`` lists them and Typer refuses anything else with exit code 2.
 """
@@ -81,6 +82,7 @@ __all__ = [
     "S1MissingOpt",
     "S2OffsetOpt",
     "S2QuantificationOpt",
+    "SkipChecksumsOpt",
     "StacOpt",
     "TileOpt",
     "VariantOpt",
@@ -242,6 +244,12 @@ DemFallbackOpt = Annotated[
     DemFallbackChoice,
     typer.Option(help="A scene the DEM does not cover: fail it, or fall back to GCP geocoding (tagged)."),
 ]
+SkipChecksumsOpt = Annotated[
+    bool,
+    typer.Option("--skip-checksums",
+                 help="Do not verify SAFE files against the SHA3-256/MD5 of manifest.safe (faster; sizes are "
+                      "still checked)."),
+]  # fmt: skip
 AllowRadiometryMismatchOpt = Annotated[
     bool,
     typer.Option("--allow-radiometry-mismatch",

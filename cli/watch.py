@@ -44,6 +44,7 @@ from cloudlulc_edge.cli.options import (
     S1MissingOpt,
     S2OffsetOpt,
     S2QuantificationOpt,
+    SkipChecksumsOpt,
     StacOpt,
     TileOpt,
     VariantOpt,
@@ -115,6 +116,7 @@ def watch_command(
     dem_datum: DemDatumOpt = DemDatumChoice.auto,
     dem_fallback: DemFallbackOpt = DemFallbackChoice.fail,
     allow_radiometry_mismatch: AllowRadiometryMismatchOpt = False,
+    skip_checksums: SkipChecksumsOpt = False,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = LogFormat.rich,
 ) -> None:
@@ -132,7 +134,7 @@ def watch_command(
     spec, options = spec_and_options(backend, variant, checkpoint, model, precision, device, tile, allow_untrained,
                                      overlap, batch_size, class_scheme, resolution, confidence, optics, stac, True,
                                      s1_missing, s2_offset, s2_quantification, prefetch, max_memory, 0, terrain,
-                                     allow_radiometry_mismatch)  # fmt: skip
+                                     allow_radiometry_mismatch, skip_checksums)  # fmt: skip
     display = RunDisplay("quiet" if quiet and log_format is LogFormat.rich else log_format.value)
     try:
         request = WatchRequest(input_dir, output_dir, spec, options, pair_window, settle, poll, s1_wait,

@@ -89,6 +89,8 @@ class MapOptions:
             GCP geocoding on the ellipsoid).
         allow_radiometry_mismatch: Map although the S1 radiometry (σ⁰, or γ⁰ with ``--rtc``)
             differs from the model card's (tagged); refused otherwise.
+        verify_checksums: Check every SAFE file read against the SHA3-256 / MD5 of its
+            ``manifest.safe`` (``--skip-checksums`` turns it off; sizes are always checked).
 
     Raises:
         OptionsError: A value is out of range or the values contradict each other (the message
@@ -112,6 +114,7 @@ class MapOptions:
     grid_offset: int = 0
     terrain: TerrainCorrection | None = None
     allow_radiometry_mismatch: bool = False
+    verify_checksums: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as recorded in run reports."""
@@ -447,7 +450,7 @@ def _map_claimed(
     radiometry_mismatch = s1_radiometry_check(options, backend.identity.s1_radiometry) if calibrates_s1 else None
     reader = SceneReader(pair.s2, pair.s1, options.resolution, workdir=workdir, s2_offset=options.s2_offset,
                          s2_quantification=options.s2_quantification, contract=contract,
-                         terrain=options.terrain)  # fmt: skip
+                         terrain=options.terrain, verify_checksums=options.verify_checksums)  # fmt: skip
     stages["open"] = time.perf_counter() - t0
     if options.max_memory_mb is not None:
         need = estimate_scene_memory_mb(reader.grid.width, options)

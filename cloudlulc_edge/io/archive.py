@@ -17,6 +17,7 @@ Products come from feeds nobody here controls, so every archive and member is un
 from __future__ import annotations
 
 import functools
+import hashlib
 import stat
 import zipfile
 from collections.abc import Callable
@@ -42,6 +43,9 @@ MAX_MEMBER_BYTES = 8 * 2**30
 MAX_RATIO = 200
 #: Largest XML member read (SAFE metadata files are ≤ ≈ 30 MB).
 MAX_XML_BYTES = 64 * 2**20
+#: ``manifest.safe`` checksum names → hashlib names.
+_HASHES = {"SHA3-256": "sha3_256", "MD5": "md5"}
+_HASH_BLOCK = 8 * 2**20
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
@@ -69,15 +73,19 @@ class SafeArchive:
 
     Args:
         path: The ``.SAFE`` folder or the ``.zip`` that contains one.
+        verify_checksums: `check_integrity` also compares each file's checksum with the one
+            ``manifest.safe`` records (SHA3-256 in Sentinel-2 products, MD5 in Sentinel-1).
 
     Raises:
         ProductError: The path is neither, or the zip holds no ``.SAFE`` folder.
     """
 
     path: Path
+    verify_checksums: bool = True
     _zip_root: str | None = field(default=None, init=False)
     _members: frozenset[str] = field(default_factory=frozenset, init=False)
     _sizes: dict[str, int] | None = field(default=None, init=False)
+    _checksums: dict[str, tuple[str, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -162,23 +170,53 @@ class SafeArchive:
             return zf.getinfo(f"{self._zip_root}/{relative}").file_size
 
     def check_integrity(self, relative: str) -> None:
-        """Compares a member's size with the size ``manifest.safe`` records for it.
+        """Compares a member's size, and (``verify_checksums``) its checksum, with what ``manifest.safe`` records.
 
         JPEG 2000 decoders read truncated codestreams "successfully" (progressive layers), so a
-        truncated download would otherwise map as zeros or garbage without any error.
+        truncated download would otherwise map as zeros or garbage without any error; a checksum
+        also catches a file of the right size that is corrupt, edited, or another band's.
 
         Raises:
-            ProductError: The sizes differ (the file is truncated or corrupt).
+            ProductError: The sizes or the checksums differ.
         """
         expected = self._manifest_sizes().get(relative)
-        if expected is None:
-            return
-        actual = self.size(relative)
-        if actual != expected:
-            raise ProductError(
-                f"file is {actual} bytes but manifest.safe records {expected}: truncated or corrupt download",
-                self.display(relative),
-            )
+        if expected is not None:
+            actual = self.size(relative)
+            if actual != expected:
+                raise ProductError(
+                    f"file is {actual} bytes but manifest.safe records {expected}: truncated or corrupt download",
+                    self.display(relative),
+                )
+        if self.verify_checksums and relative in self._checksums:
+            algorithm, recorded = self._checksums[relative]
+            if self.checksum(relative, algorithm) != recorded:
+                raise ProductError(f"its {algorithm} differs from the one manifest.safe records: the file is corrupt, "
+                                   "edited or not this product's; download it again (--skip-checksums maps it "
+                                   "anyway)", self.display(relative))  # fmt: skip
+
+    def checksum(self, relative: str, algorithm: str) -> str:
+        """Hex digest of a member (``SHA3-256`` or ``MD5``, the names ``manifest.safe`` uses), read in 8 MiB blocks.
+
+        Raises:
+            ProductError: The member cannot be read, or the algorithm is unknown.
+        """
+        name = _HASHES.get(algorithm.upper())
+        if name is None:
+            raise ProductError(f"unknown checksum {algorithm!r} in manifest.safe", self.path)
+        _check_relative(relative, self.path)
+        digest = hashlib.new(name)
+        try:
+            if self._zip_root is None:
+                with (self.path / relative).open("rb") as f:
+                    while block := f.read(_HASH_BLOCK):
+                        digest.update(block)
+            else:
+                with zipfile.ZipFile(self.path) as zf, zf.open(f"{self._zip_root}/{relative}") as f:
+                    while block := f.read(_HASH_BLOCK):
+                        digest.update(block)
+        except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib_error) as exc:
+            raise ProductError(f"cannot read {relative} ({exc})", self.path) from exc
+        return digest.hexdigest()
 
     def incomplete_members(self) -> list[str]:
         """Members ``manifest.safe`` lists with a size that are absent or of another size (a copy in progress).
@@ -206,9 +244,18 @@ class SafeArchive:
                 root = parse_xml(self, "manifest.safe")
                 for stream in root.iter("byteStream"):
                     loc = stream.find("fileLocation")
-                    if loc is not None and "size" in stream.attrib:
-                        href = loc.attrib.get("href", "").removeprefix("./")
+                    if loc is None:
+                        continue
+                    href = loc.attrib.get("href", "").removeprefix("./")
+                    if "size" in stream.attrib:
                         self._sizes[href] = int(stream.attrib["size"])
+                    checksum = stream.find("checksum")
+                    if (
+                        checksum is not None
+                        and checksum.text
+                        and checksum.attrib.get("checksumName", "").upper() in _HASHES
+                    ):
+                        self._checksums[href] = (checksum.attrib["checksumName"], checksum.text.strip().lower())
         return self._sizes
 
     def gdal_path(self, relative: str) -> str:

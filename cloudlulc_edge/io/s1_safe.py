@@ -79,6 +79,7 @@ class S1SafeReader:
         coefficient: ``sigma0`` (what the models take) or ``beta0`` (radar brightness, for
             comparisons with processors that deliver it); ignored with ``terrain.rtc``, which
             flattens β⁰ into γ⁰.
+        verify_checksums: Check each measurement's MD5 against ``manifest.safe`` (sizes always).
 
     Attributes:
         radiometry: ``sigma0``, ``beta0`` or ``gamma0_terrain`` (what `read_linear` returns).
@@ -100,8 +101,9 @@ class S1SafeReader:
         noise_removal: bool = True,
         terrain: TerrainCorrection | None = None,
         coefficient: Literal["sigma0", "beta0"] = "sigma0",
+        verify_checksums: bool = True,
     ) -> None:
-        self.archive = SafeArchive(Path(path))
+        self.archive = SafeArchive(Path(path), verify_checksums)
         self.meta = read_s1_metadata(self.archive)
         self.grid = grid
         self.polarisations = tuple(polarisations)

@@ -202,13 +202,14 @@ class S2SafeReader:
     Args:
         path: ``.SAFE`` folder or zip.
         resolution: Output grid resolution in metres (10, 20 or 60).
+        verify_checksums: Check each band file's SHA3-256 against ``manifest.safe`` (sizes always).
 
     Raises:
         ProductError: Metadata is bad, or a band needed at this resolution is missing on disk.
     """
 
-    def __init__(self, path: str | Path, resolution: int = 10) -> None:
-        self.archive = SafeArchive(Path(path))
+    def __init__(self, path: str | Path, resolution: int = 10, verify_checksums: bool = True) -> None:
+        self.archive = SafeArchive(Path(path), verify_checksums)
         self.meta = read_s2_metadata(self.archive)
         self.resolution = resolution
         self.grid = self.meta.grid(resolution)

@@ -66,6 +66,7 @@ class SceneReader:
         s2_quantification: DN divisor for GeoTIFF scenes that carry none.
         contract: Normalisation contract.
         terrain: Range-Doppler terrain correction of S1 SAFE products (None: GCP geocoding).
+        verify_checksums: Check the SAFE files read against the checksums of ``manifest.safe``.
 
     Raises:
         ProductError: A product cannot be opened.
@@ -82,9 +83,11 @@ class SceneReader:
         s2_quantification: float | None = None,
         contract: InputContract = DEFAULT_CONTRACT,
         terrain: TerrainCorrection | None = None,
+        verify_checksums: bool = True,
     ) -> None:
         self.contract = contract
         self.terrain = terrain
+        self.verify_checksums = verify_checksums
         self.s2_norm = contract.s2
         self._s1: list[_S1Source] = []
         self.s2 = self._open_s2(s2, resolution, s2_offset, s2_quantification)
@@ -100,7 +103,7 @@ class SceneReader:
         self, product: Product, resolution: int | None, offset: float | None, quantification: float | None
     ) -> _S2Source:
         if product.kind == "s2_safe":
-            return S2SafeReader(product.path, resolution or 10)
+            return S2SafeReader(product.path, resolution or 10, self.verify_checksums)
         scene = find_geotiff_scene(Path(product.path))
         if scene is None:
             raise ProductError("no longer a GeoTIFF scene", product.path)
@@ -111,7 +114,7 @@ class SceneReader:
     def _open_s1(self, product: Product, workdir: str | Path | None) -> _S1Source:
         if product.kind == "s1_safe":
             return S1SafeReader(product.path, self.grid, self.contract.s1_polarisations, workdir,
-                                terrain=self.terrain)  # fmt: skip
+                                terrain=self.terrain, verify_checksums=self.verify_checksums)  # fmt: skip
         scene = find_geotiff_scene(Path(product.path))
         if scene is None:
             raise ProductError("no longer a GeoTIFF scene", product.path)

@@ -77,3 +77,37 @@ def test_bigearthnet_training_needs_a_cloud_donor(tmp_path):
         load_config(DEFAULT_CONFIG, [*_overrides(tmp_path), "cloud_donor="])
     with pytest.raises(ConfigError, match="cloud covers"):
         load_config(DEFAULT_CONFIG, [*_overrides(tmp_path), "cloud_cover=[0.5,1.5]"])
+
+
+def test_cross_validation_is_recorded_in_a_published_card(tmp_path):
+    import shutil
+
+    from cloudlulc_edge.training.publish import attach_cross_validation
+    from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS
+
+    summary_path = Path(__file__).parents[2] / "bench" / "results" / "crossval.json"
+    checkpoint = shutil.copytree(DEFAULT_CHECKPOINTS["cloudlulc_edge"], tmp_path / "ckpt")
+    attach_cross_validation(checkpoint, summary_path)
+    _, card = load_checkpoint(checkpoint)
+    record = card.training["cross_validation"]
+    summary = json.loads(summary_path.read_text())
+    cell = summary["summary"]["rows"]["CloudLULC-Net edge (S2+S1)"]["water"]["0.8"]
+    assert record["rows"]["CloudLULC-Net edge (S2+S1)"]["water"]["miou"][-1] == [
+        round(100 * cell["miou"], 2),
+        round(100 * cell["miou_ci"][0], 2),
+        round(100 * cell["miou_ci"][1], 2),
+    ]
+    assert record["folds"] == 5 and record["patches"] == 52 and record["checks"] == summary["checks"]
+    assert "GBM per pixel (S2+S1)" in (checkpoint / "TRAINING.md").read_text()
+
+
+def test_the_shipped_card_records_the_committed_cross_validation():
+    from cloudlulc_edge.training.publish import cross_validation_record
+    from cloudlulc_edge.weights import DEFAULT_CHECKPOINTS
+
+    summary_path = Path(__file__).parents[2] / "bench" / "results" / "crossval.json"
+    _, card = load_checkpoint(DEFAULT_CHECKPOINTS["cloudlulc_edge"])
+    expected = cross_validation_record(json.loads(summary_path.read_text()), summary_path.name)
+    assert card.training["cross_validation"] == json.loads(json.dumps(expected)), (
+        "re-run `python -m cloudlulc_edge.training.publish --cross-validation bench/results/crossval.json`"
+    )
