@@ -14,9 +14,9 @@ __all__ = ["demo_command"]
 
 
 def demo_command(
-    output_dir: Annotated[Path, typer.Argument(help="Demo folder: inputs/, maps/ and quicklooks/ go here.")] = Path(
-        "cloudlulc-demo"
-    ),
+    output_dir: Annotated[
+        Path, typer.Argument(metavar="OUTPUT_DIR", help="Demo folder: inputs/, maps/ and quicklooks/ go here.")
+    ] = Path("cloudlulc-demo"),
     samples: Annotated[
         Path | None,
         typer.Option(help="Use this folder of S1/S2 scenes instead of the packaged BigEarthNet examples."),

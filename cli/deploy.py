@@ -23,14 +23,23 @@ deploy_app = typer.Typer(help="Scale-out files (Kubernetes Indexed Job, Slurm jo
                               "service files for `watch` (systemd unit, container entrypoint).",
                          no_args_is_help=True)  # fmt: skip
 
-PlanArg = Annotated[str, typer.Argument(help="Plan JSON path as the workers see it.")]
-OutputArg = Annotated[str, typer.Argument(help="Output directory as the workers see it (shared storage).")]
+PlanArg = Annotated[str, typer.Argument(metavar="PLAN", help="Plan JSON path as the workers see it.")]
+OutputArg = Annotated[
+    str, typer.Argument(metavar="OUTPUT", help="Output directory as the workers see it (shared storage).")
+]
 ShardsOpt = Annotated[int, typer.Option(min=1, help="Number of shards (workers in total).")]
 ParallelOpt = Annotated[int, typer.Option(min=1, help="Workers running at once.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda.")]
 GpusOpt = Annotated[int, typer.Option(min=0, help="GPUs per worker (0: CPU only).")]
 ExtraOpt = Annotated[
     list[str] | None, typer.Option(help="Extra `run` argument (repeatable), e.g. --extra=--checkpoint.")
+]
+PlanDigestOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Digest every worker requires of the plan (default: read from the plan file when it is "
+        "readable here; `plan` prints it)."
+    ),
 ]
 
 
@@ -47,11 +56,12 @@ def k8s(
     gpus: GpusOpt = 1,
     extra: ExtraOpt = None,
     mount: Annotated[str, typer.Option(help="Mount path of the claim in the pod.")] = "/data",
+    plan_digest: PlanDigestOpt = None,
 ) -> None:
     """Print an Indexed Job manifest (kubectl apply -f -)."""
     try:
         text = render_k8s_job(ScaleOut(plan, output, shards, parallelism, backend.value, device, gpus,
-                                       tuple(extra or ())), image, claim, mount)  # fmt: skip
+                                       tuple(extra or ()), plan_digest=plan_digest), image, claim, mount)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     print(text, end="")
@@ -69,11 +79,12 @@ def slurm(
     extra: ExtraOpt = None,
     cpus: Annotated[int, typer.Option(min=1, help="CPUs per task.")] = 8,
     memory: Annotated[str, typer.Option(help="Memory per task, Slurm syntax.")] = "16G",
+    plan_digest: PlanDigestOpt = None,
 ) -> None:
     """Print an sbatch script for a job array (sbatch script.sh)."""
     try:
         text = render_slurm_array(ScaleOut(plan, output, shards, parallelism, backend.value, device, gpus,
-                                           tuple(extra or ())), cpus, memory)  # fmt: skip
+                                           tuple(extra or ()), plan_digest=plan_digest), cpus, memory)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     print(text, end="")
@@ -81,8 +92,8 @@ def slurm(
 
 @deploy_app.command("systemd")
 def systemd(
-    input_dir: Annotated[str, typer.Argument(help="Incoming folder to watch (absolute path).")],
-    output_dir: Annotated[str, typer.Argument(help="Map folder (absolute path).")],
+    input_dir: Annotated[str, typer.Argument(metavar="INPUT_DIR", help="Incoming folder to watch (absolute path).")],
+    output_dir: Annotated[str, typer.Argument(metavar="OUTPUT_DIR", help="Map folder (absolute path).")],
     executable: Annotated[
         str, typer.Option(help="Absolute path of the cloudlulc-edge command on the station.")
     ] = "/usr/local/bin/cloudlulc-edge",

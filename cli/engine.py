@@ -19,7 +19,7 @@ engine_app = typer.Typer(help="Build TensorRT engines for this machine and check
 
 @engine_app.command("build")
 def build_engine_command(
-    export_dir: Annotated[Path, typer.Argument(help="Directory written by `export onnx`.")],
+    export_dir: Annotated[Path, typer.Argument(metavar="EXPORT_DIR", help="Directory written by `export onnx`.")],
     precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp16",
     flavour: Annotated[str, typer.Option(help="standard, or plugin (TensorRT ≥ 10.8).")] = "standard",
     mode: Annotated[list[str] | None, typer.Option(help="latency, throughput or dla (repeatable).")] = None,
@@ -45,7 +45,7 @@ def build_engine_command(
 
 @engine_app.command("check")
 def check_engine_command(
-    engine: Annotated[Path, typer.Argument(help="A model.engine with its key.json.")],
+    engine: Annotated[Path, typer.Argument(metavar="ENGINE", help="A model.engine with its key.json.")],
 ) -> None:
     """Print an engine's compatibility key and whether this machine may load it (exit 2 if not)."""
     from cloudlulc_edge.errors import CloudLULCError

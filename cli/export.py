@@ -35,7 +35,7 @@ export_app = typer.Typer(help="Export ONNX (standard/plugin, FP32/FP16/INT8), pl
 
 @export_app.command("onnx")
 def export_onnx_command(
-    out_dir: Annotated[Path, typer.Argument(help="Export directory (created).")],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="Export directory (created).")],
     variant: Annotated[str, typer.Option(help="Registered variant (ignored with --checkpoint).")] = "cloudlulc_edge",
     checkpoint: CheckpointOpt = None,
     tile: Annotated[int, typer.Option(help="Static tile side (multiple of 16).")] = 512,

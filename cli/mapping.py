@@ -85,8 +85,10 @@ def _dry_run_table(planned: list[PlannedScene], title: str) -> Table:
 
 
 def plan_command(
-    input_dir: Annotated[Path, typer.Argument(help="Directory of S2/S1 SAFE products or GeoTIFF scenes.")],
-    plan_file: Annotated[Path, typer.Argument(help="Plan JSON to write.")],
+    input_dir: Annotated[
+        Path, typer.Argument(metavar="INPUT_DIR", help="Directory of S2/S1 SAFE products or GeoTIFF scenes.")
+    ],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN_FILE", help="Plan JSON to write.")],
     pair_window: PairWindowOpt = 6.0,
     require_s1: RequireS1Opt = False,
     dem: DemOpt = None,
@@ -107,7 +109,7 @@ def plan_command(
         plan = plan_to_file(input_dir, plan_file, pair_window, require_s1, terrain)
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
-    Console().print(f"{len(plan.pairs)} pair(s), {len(plan.skipped)} skipped → {plan_file}")
+    Console().print(f"{len(plan.pairs)} pair(s), {len(plan.skipped)} skipped → {plan_file} (digest {plan.digest})")
 
 
 def _execute(request: RunRequest, quiet: bool, log_format: LogFormat) -> None:
@@ -206,8 +208,12 @@ def spec_and_options(
 
 
 def map_command(
-    input_dir: Annotated[Path, typer.Argument(help="Directory of S2/S1 SAFE products or GeoTIFF scenes.")],
-    output_dir: Annotated[Path, typer.Argument(help="Where the COG maps, STAC items and run reports go.")],
+    input_dir: Annotated[
+        Path, typer.Argument(metavar="INPUT_DIR", help="Directory of S2/S1 SAFE products or GeoTIFF scenes.")
+    ],
+    output_dir: Annotated[
+        Path, typer.Argument(metavar="OUTPUT_DIR", help="Where the COG maps, STAC items and run reports go.")
+    ],
     checkpoint: CheckpointOpt = None,
     variant: VariantOpt = "cloudlulc_edge",
     allow_untrained: AllowUntrainedOpt = False,
@@ -273,8 +279,10 @@ class ExecutorChoice(str, Enum):
 
 
 def run_command(
-    plan_file: Annotated[Path, typer.Argument(help="Plan JSON written by `plan`.")],
-    output_dir: Annotated[Path, typer.Argument(help="Where the maps and run reports go (shared by all shards).")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN_FILE", help="Plan JSON written by `plan`.")],
+    output_dir: Annotated[
+        Path, typer.Argument(metavar="OUTPUT_DIR", help="Where the maps and run reports go (shared by all shards).")
+    ],
     shard: Annotated[
         str | None,
         typer.Option(
@@ -329,6 +337,13 @@ def run_command(
             "Entries outside are refused."
         ),
     ] = None,
+    plan_digest: Annotated[
+        str | None,
+        typer.Option(
+            help="Refuse the plan unless its digest is this (`plan` prints it; `deploy` pins it), so a "
+            "plan re-made while a job array runs is detected."
+        ),
+    ] = None,
 ) -> None:
     """Map the pairs of a plan file, or one shard of them (same exit codes as `map`).
 
@@ -347,7 +362,7 @@ def run_command(
         request = RunRequest("run", output_dir, spec, options, plan_file=plan_file,
                              input_roots=tuple(input_root or ()), shard=parse_shard(shard),
                              executor=executor.value, ray=RayOptions(ray_actors, ray_gpus_per_actor, ray_address),
-                             dry_run=dry_run)  # fmt: skip
+                             dry_run=dry_run, plan_digest=plan_digest)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     _execute(request, quiet, log_format)

@@ -26,8 +26,12 @@ __all__ = ["s1_command"]
 
 
 def s1_command(
-    safe: Annotated[Path, typer.Argument(exists=True, help="Sentinel-1 GRD product (.SAFE folder or zip).")],
-    output: Annotated[Path, typer.Argument(help="GeoTIFF to write (float32, one band per polarisation).")],
+    safe: Annotated[
+        Path, typer.Argument(metavar="SAFE", exists=True, help="Sentinel-1 GRD product (.SAFE folder or zip).")
+    ],
+    output: Annotated[
+        Path, typer.Argument(metavar="OUTPUT", help="GeoTIFF to write (float32, one band per polarisation).")
+    ],
     like: Annotated[
         Path,
         typer.Option(

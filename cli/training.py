@@ -25,7 +25,9 @@ def _epoch_line(record: dict[str, Any]) -> str:
 
 
 def train_command(
-    config: Annotated[Path | None, typer.Argument(help="TOML file with \\[train] and \\[model] tables.")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(metavar="CONFIG", help="TOML file with \\[train] and \\[model] tables.")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override key=value (repeatable), e.g. epochs=3, model.order=3.")
     ] = None,
@@ -44,8 +46,13 @@ def train_command(
 
 
 def evaluate_command(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory (model card + weights).")],
-    data_root: Annotated[Path, typer.Argument(help="CloudLULC-Set root, or the BigEarthNet + dw-labels data folder.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint directory (model card + weights).")
+    ],
+    data_root: Annotated[
+        Path,
+        typer.Argument(metavar="DATA_ROOT", help="CloudLULC-Set root, or the BigEarthNet + dw-labels data folder."),
+    ],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     dataset: Annotated[
         str, typer.Option(help="cloudlulc_set, or bigearthnet_dw (teacher labels, simulated clouds).")

@@ -64,8 +64,13 @@ class ObserverChoice(str, Enum):
 
 
 def watch_command(
-    input_dir: Annotated[Path, typer.Argument(help="Folder products arrive in (a ground station's incoming folder).")],
-    output_dir: Annotated[Path, typer.Argument(help="Where maps, STAC items, run reports and the status file go.")],
+    input_dir: Annotated[
+        Path,
+        typer.Argument(metavar="INPUT_DIR", help="Folder products arrive in (a ground station's incoming folder)."),
+    ],
+    output_dir: Annotated[
+        Path, typer.Argument(metavar="OUTPUT_DIR", help="Where maps, STAC items, run reports and the status file go.")
+    ],
     settle: Annotated[
         float, typer.Option(min=0.0, help="Seconds a product's files must stay unchanged before it is mapped.")
     ] = 30.0,

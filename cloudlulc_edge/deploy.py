@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
+from pathlib import Path
 from string import Template
 from typing import Any
 
@@ -23,6 +24,7 @@ from cloudlulc_edge.errors import OptionsError
 __all__ = [
     "ScaleOut",
     "WatchService",
+    "pinned",
     "render_container_entrypoint",
     "render_k8s_job",
     "render_slurm_array",
@@ -61,6 +63,8 @@ class ScaleOut:
         gpus: GPUs per worker (0: none).
         extra: Further ``run`` arguments (e.g. ``--checkpoint /data/ckpt``), one word each.
         name: Job name (lower-case letters, digits and ``-``, at most 63: a Kubernetes name).
+        plan_digest: `pairing.Plan.digest` every worker requires (``run --plan-digest``): a plan
+            re-made while the job runs fails every shard (exit 2) instead of mapping a mixture.
 
     Raises:
         OptionsError: A count below 1, an unknown backend or device, a name that is not a
@@ -76,8 +80,11 @@ class ScaleOut:
     gpus: int = 1
     extra: tuple[str, ...] = ()
     name: str = "cloudlulc-edge"
+    plan_digest: str | None = None
 
     def __post_init__(self) -> None:
+        if self.plan_digest is not None and not re.fullmatch(r"[0-9a-f]{16}", self.plan_digest):
+            raise OptionsError(f"plan digest must be 16 hex digits (as `plan` prints), got {self.plan_digest!r}")
         if self.shards < 1 or self.parallelism < 1 or self.gpus < 0:
             raise OptionsError(f"shards and parallelism must be ≥ 1 and gpus ≥ 0, got {self.shards}, "
                                f"{self.parallelism} and {self.gpus}")  # fmt: skip
@@ -96,12 +103,27 @@ class ScaleOut:
     @property
     def command(self) -> list[str]:
         """The ``cloudlulc-edge run`` command line every worker runs, one word per item."""
+        pin = ["--plan-digest", self.plan_digest] if self.plan_digest else []
         return ["cloudlulc-edge", "run", self.plan, self.output, "--shard", f"auto/{self.shards}",
-                "--backend", self.backend, "--device", self.device, "--log-format", "jsonl", *self.extra]  # fmt: skip
+                "--backend", self.backend, "--device", self.device, "--log-format", "jsonl", *pin,
+                *self.extra]  # fmt: skip
+
+
+def pinned(job: ScaleOut) -> ScaleOut:
+    """``job`` with the digest of its plan pinned, when none is given and the plan file is readable here.
+
+    Raises:
+        PairingError: The plan file exists here but is not a plan.
+    """
+    if job.plan_digest is not None or not Path(job.plan).is_file():
+        return job
+    from cloudlulc_edge.pairing import plan_file_digest
+
+    return replace(job, plan_digest=plan_file_digest(Path(job.plan)))
 
 
 def render_k8s_job(job: ScaleOut, image: str, claim: str, mount: str = "/data") -> str:
-    """The Indexed Job manifest (YAML, written by PyYAML) for ``job``.
+    """The Indexed Job manifest (YAML, written by PyYAML) for ``job`` (its plan pinned, `pinned`).
 
     Args:
         job: The work.
@@ -120,6 +142,7 @@ def render_k8s_job(job: ScaleOut, image: str, claim: str, mount: str = "/data") 
         raise OptionsError(f"claim must be a Kubernetes name (lower-case letters, digits, '-'), got {claim!r}")
     if not _text("mount", mount).startswith("/"):
         raise OptionsError(f"mount must be an absolute path, got {mount!r}")
+    job = pinned(job)
     limits = {"nvidia.com/gpu": str(job.gpus)} if job.gpus else {"cpu": "2"}
     container = {"name": "cloudlulc-edge", "image": image, "command": job.command, "resources": {"limits": limits},
                  "volumeMounts": [{"name": "data", "mountPath": mount}]}  # fmt: skip
@@ -144,7 +167,7 @@ def render_k8s_job(job: ScaleOut, image: str, claim: str, mount: str = "/data") 
 
 
 def render_slurm_array(job: ScaleOut, cpus: int = 8, memory: str = "16G") -> str:
-    """The sbatch script of a job array for ``job``: every shell word quoted with `shlex.quote`.
+    """The sbatch script of a job array for ``job`` (its plan pinned, `pinned`): every word quoted with `shlex.quote`.
 
     Args:
         job: The work.
@@ -159,6 +182,7 @@ def render_slurm_array(job: ScaleOut, cpus: int = 8, memory: str = "16G") -> str
         raise OptionsError(f"cpus must be ≥ 1 and memory like 16G, got {cpus} and {memory!r}")
     if re.search(r"\s", job.output):
         raise OptionsError(f"the output path goes into '#SBATCH --output=' and cannot hold whitespace: {job.output!r}")
+    job = pinned(job)
     gpu = f"#SBATCH --gres=gpu:{job.gpus}" if job.gpus else "# (no GPU requested)"
     template = Template((resources.files("cloudlulc_edge.templates") / "slurm-array.sbatch").read_text())
     return template.substitute(

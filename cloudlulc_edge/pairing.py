@@ -14,6 +14,7 @@ and pairs what it finds: what ``plan`` and ``map`` do first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import defaultdict
@@ -98,6 +99,17 @@ class Plan:
     pairs: list[Pair] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of what the plan maps (its pairs and options, canonical JSON), 16 hex digits.
+
+        The same for a plan and the file it was written to; job files pin it (``run --plan-digest``)
+        so that shards of one job never map different versions of a plan.
+        """
+        content = {"options": self.options, "pairs": [p.to_dict() for p in self.pairs]}
+        text = json.dumps(json.loads(json.dumps(content)), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def shard(self, index: int, count: int) -> list[Pair]:
         """Pairs of shard ``index`` of ``count`` (round-robin, stable)."""
@@ -214,6 +226,7 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
         "format_version": PLAN_FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "software": f"cloudlulc-edge {__version__}",
+        "digest": plan.digest,
         "options": plan.options,
         "pairs": [p.to_dict() for p in plan.pairs],
         "skipped": [{"path": s.path, "reason": s.reason} for s in plan.skipped],
@@ -240,6 +253,20 @@ def check_plan_roots(plan: Plan, roots: Sequence[str | Path], source: Path | Non
             if not any(path == root or root in path.parents for root in resolved):
                 raise PairingError(f"plan entry {product.path} lies outside the allowed input root(s) "
                                    f"{', '.join(map(str, resolved))}; refused", source)  # fmt: skip
+
+
+def plan_file_digest(path: Path) -> str:
+    """The `Plan.digest` of a plan file, without checking its roots (for pinning it in job files).
+
+    Raises:
+        PairingError: The file is not a plan.
+    """
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        plan = Plan([Pair.from_dict(p) for p in doc["pairs"]], [], dict(doc.get("options", {})))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise PairingError(f"not a readable plan ({type(exc).__name__}: {exc})", path) from exc
+    return plan.digest
 
 
 def read_plan(path: str | Path, roots: Sequence[str | Path] | None = None) -> Plan:

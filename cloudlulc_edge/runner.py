@@ -152,6 +152,8 @@ class RunRequest:
         executor: ``local`` or ``ray``.
         ray: Ray settings (``executor="ray"``).
         dry_run: Plan and report what would be mapped; map nothing.
+        plan_digest: The `Plan.digest` the plan file must have (``--plan-digest``, pinned by the job
+            files of ``deploy``): a plan re-made or edited since is refused.
 
     Raises:
         OptionsError: Both or neither of ``input_dir`` and ``plan_file``, or an unknown executor.
@@ -170,6 +172,7 @@ class RunRequest:
     executor: Executor = "local"
     ray: RayOptions = field(default_factory=RayOptions)
     dry_run: bool = False
+    plan_digest: str | None = None
 
     def __post_init__(self) -> None:
         if (self.input_dir is None) == (self.plan_file is None):
@@ -178,6 +181,8 @@ class RunRequest:
             raise OptionsError(f"--executor must be local or ray, got {self.executor!r}")
         if self.pair_window < 0:
             raise OptionsError(f"--pair-window must be ≥ 0 days, got {self.pair_window}")
+        if self.plan_digest is not None and self.plan_file is None:
+            raise OptionsError("--plan-digest pins a plan file; it has no meaning for an input folder")
 
 
 class RunProgress(Protocol):
@@ -207,6 +212,8 @@ class RunReport:
         options: Mapping options.
         scenes: One report per pair.
         inputs_skipped: Paths of the input directory that are not usable products, and why.
+        plan: ``{"file", "digest", "pairs"}`` of the plan a ``run`` mapped (None for ``map``): which
+            version of the plan this shard saw.
     """
 
     command: str
@@ -217,6 +224,7 @@ class RunReport:
     options: dict[str, Any] = field(default_factory=dict)
     scenes: list[SceneReport] = field(default_factory=list)
     inputs_skipped: list[dict[str, str]] = field(default_factory=list)
+    plan: dict[str, Any] | None = None
 
     def counts(self) -> dict[str, int]:
         """Scenes per status (``done``, ``skipped``, ``failed``, ``interrupted``, ``not_started``)."""
@@ -320,7 +328,12 @@ def _plan(request: RunRequest) -> Plan:
     if request.input_dir is not None:
         return plan_directory(request.input_dir, request.pair_window, request.require_s1, request.options.terrain)
     assert request.plan_file is not None
-    return read_plan(request.plan_file, list(request.input_roots) or None)
+    plan = read_plan(request.plan_file, list(request.input_roots) or None)
+    if request.plan_digest is not None and plan.digest != request.plan_digest:
+        raise OptionsError(f"the plan's digest is {plan.digest}, the job expects {request.plan_digest}: it was re-made "
+                           "or edited since the job was generated; regenerate the job files (deploy) or restore "
+                           "the plan", request.plan_file)  # fmt: skip
+    return plan
 
 
 def _options(request: RunRequest, plan: Plan) -> MapOptions:
@@ -388,15 +401,22 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
                               on_scene=progress.scene if progress is not None else None)  # fmt: skip
         record = backend_record(request.backend, None, "ray", request.ray) | {"model": mapped.identity}
         report, path = record_run(request.command, record, request.output_dir, options, request.shard,
-                                  plan.skipped, lambda: mapped.reports)  # fmt: skip
+                                  plan.skipped, lambda: mapped.reports, _plan_info(request, plan))  # fmt: skip
         return RunResult(plan, pairs, report, path)
     if progress is not None:
         progress.start(len(pairs))
     with signals_stop_the_run():
         report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
                                  progress.scene if progress else None, progress.tiles if progress else None,
-                                 plan.skipped, backend_record(request.backend, backend, "local"))  # fmt: skip
+                                 plan.skipped, backend_record(request.backend, backend, "local"),
+                                 _plan_info(request, plan))  # fmt: skip
     return RunResult(plan, pairs, report, path)
+
+
+def _plan_info(request: RunRequest, plan: Plan) -> dict[str, Any] | None:
+    if request.plan_file is None:
+        return None
+    return {"file": str(request.plan_file), "digest": plan.digest, "pairs": len(plan.pairs)}
 
 
 def _planned(pair: Pair, backend: Backend, output_dir: Path, options: MapOptions) -> PlannedScene:
@@ -439,6 +459,7 @@ def run_pairs(
     on_tiles: Callable[[str, int, int], None] | None = None,
     inputs_skipped: Sequence[Skipped] = (),
     backend_info: dict[str, Any] | None = None,
+    plan_info: dict[str, Any] | None = None,
 ) -> tuple[RunReport, Path | None]:
     """Maps ``pairs`` (already sharded) with an open backend and writes the run report.
 
@@ -453,6 +474,7 @@ def run_pairs(
         on_tiles: Progress callback ``(scene, tiles done, tiles total)``.
         inputs_skipped: Inputs the plan left out (recorded in the report).
         backend_info: The report's ``backend`` field (default: `backend_record` of the backend alone).
+        plan_info: The report's ``plan`` field.
 
     Returns:
         ``(report, report path)``.
@@ -461,7 +483,7 @@ def run_pairs(
                             "spec": None, "actors": None, "gpus_per_actor": None}  # fmt: skip
     return record_run(
         command, info, output_dir, options, shard, inputs_skipped,
-        lambda: map_plan(pairs, backend, output_dir, options, on_scene=on_scene, on_tiles=on_tiles),
+        lambda: map_plan(pairs, backend, output_dir, options, on_scene=on_scene, on_tiles=on_tiles), plan_info,
     )  # fmt: skip
 
 
@@ -473,6 +495,7 @@ def record_run(
     shard: tuple[int, int] | None,
     inputs_skipped: Sequence[Skipped],
     execute: Callable[[], list[SceneReport]],
+    plan_info: dict[str, Any] | None = None,
 ) -> tuple[RunReport, Path | None]:
     """Runs ``execute`` (any executor returning scene reports) and writes its run report.
 
@@ -484,7 +507,8 @@ def record_run(
         CloudLULCError: Whatever ``execute`` raises before mapping (Ray not installed…).
     """
     report = RunReport(command, _now(), shard=list(shard) if shard else None, backend=backend_info,
-                       options=options.to_dict(), inputs_skipped=[asdict(s) for s in inputs_skipped])  # fmt: skip
+                       options=options.to_dict(), inputs_skipped=[asdict(s) for s in inputs_skipped],
+                       plan=plan_info)  # fmt: skip
     report.scenes = execute()
     report.finished = _now()
     try:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cloudlulc_edge.cli import app
 from cloudlulc_edge.deploy import ScaleOut, render_k8s_job, render_slurm_array
-from cloudlulc_edge.errors import CloudLULCError
+from cloudlulc_edge.errors import EXIT_USAGE, CloudLULCError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
 RUN_ARGS = ["--variant", "test_tiny", "--allow-untrained", "--tile", "64", "--overlap", "16"]
@@ -181,3 +181,28 @@ def test_the_container_entrypoint_runs_watch_on_its_folders(tmp_path):
     events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert events[0]["event"] == "watch_start" and events[0]["input_dir"] == str(incoming)
     assert events[-1]["event"] == "watch_end" and Path(events[-1]["report"]).is_file()
+
+
+def test_shards_refuse_a_plan_re_made_after_the_job_was_generated(plan, tmp_path):
+    from cloudlulc_edge.pairing import plan_file_digest
+
+    digest = plan_file_digest(plan)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["deploy", "slurm", str(plan), str(out), "--shards", "2", "--device", "cpu",
+                                      "--gpus", "0", *[f"--extra={a}" for a in (*RUN_ARGS, "--quiet")]])  # fmt: skip
+    assert result.exit_code == 0 and f"--plan-digest {digest}" in result.output
+    script = tmp_path / "job.sbatch"
+    script.write_text(result.output)
+    first = subprocess.run(["bash", str(script)], env=_env(SLURM_ARRAY_TASK_ID="0"), capture_output=True, text=True,
+                           timeout=300, check=False)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    (report,) = [json.loads(p.read_text()) for p in (out / "reports").glob("run-*shard-0-of-2.json")]
+    assert report["plan"] == {"file": str(plan), "digest": digest, "pairs": 6}
+    doc = json.loads(plan.read_text())  # the plan is re-made with one pair fewer while the array runs
+    doc["pairs"] = doc["pairs"][1:]
+    plan.write_text(json.dumps(doc))
+    second = subprocess.run(["bash", str(script)], env=_env(SLURM_ARRAY_TASK_ID="1"), capture_output=True, text=True,
+                            timeout=300, check=False)  # fmt: skip
+    assert second.returncode == EXIT_USAGE, second.stdout + second.stderr
+    assert "re-made or edited" in second.stdout + second.stderr
+    assert not list((out / "reports").glob("run-*shard-1-of-2.json")), "the refused shard mapped nothing"
