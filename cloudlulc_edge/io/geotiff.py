@@ -206,7 +206,25 @@ class GeoTiffS2Reader:
                               round((right - left) / resolution), round((top - bottom) / resolution))  # fmt: skip
         self.grid = grid
         self.offsets, self.quantification, self.radiometry = self._radiometry(offset, quantification)
+        self._check_domain()
         self._stack = BandStack([scene.files[b] for b in S2_BANDS], grid, nodata=0)
+
+    def _check_domain(self) -> None:
+        """Refuses reflectance (0–1) or non-finite values where the radiometry expects DNs.
+
+        Raises:
+            ProductError: The red band's values are those of reflectance under a DN radiometry, or
+                non-finite.
+        """
+        red = self.scene.files["B04"]
+        values = _sample(red)
+        if values.size and not np.isfinite(values).all():
+            raise ProductError("S2 band holds NaN or infinite values; DNs are finite numbers (0 = nodata)", red.display)
+        positive = values[values > 0]
+        if positive.size and self.quantification > 100 and float(np.percentile(positive, 99)) <= 2.0:
+            raise ProductError(f"S2 values look like reflectance (99th percentile {np.percentile(positive, 99):.3g}), "
+                               f"not DN: divided by {self.quantification:g} they would all be ≈ 0; pass "
+                               "--s2-quantification 1 --s2-offset 0 (or tag S2_QUANTIFICATION=1)", red.display)  # fmt: skip
 
     def _radiometry(self, offset: float | None, quantification: float | None) -> tuple[list[float], float, str]:
         first = self.scene.files[S2_BANDS[0]]
@@ -254,8 +272,25 @@ class GeoTiffS2Reader:
 
 
 def _db_to_linear(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Linear power of dB values; non-finite dB (−inf from log10(0), NaN) becomes NaN: no data, never 0 power."""
     linear: npt.NDArray[np.float32] = np.power(np.float32(10.0), x / np.float32(10.0)).astype(np.float32)
+    linear[~np.isfinite(x)] = np.nan
     return linear
+
+
+def _sample(band: BandFile, side: int = 256) -> npt.NDArray[np.float64]:
+    """Up to ``side``² values of a band, read decimated (GDAL's overviews or nearest subsampling), nodata dropped.
+
+    Raises:
+        ProductError: The file cannot be read.
+    """
+    try:
+        with rasterio.open(band.path) as ds:
+            shape = (min(side, ds.height), min(side, ds.width))
+            data = ds.read(band.index, out_shape=shape, masked=True)
+    except RasterioError as exc:
+        raise ProductError(f"cannot read ({exc})", band.display) from exc
+    return np.ma.compressed(data).astype(np.float64)
 
 
 class GeoTiffS1Reader:
@@ -287,6 +322,7 @@ class GeoTiffS1Reader:
             self.units = ds.tags().get("S1_UNITS", "db").lower()
         if self.units not in ("db", "linear"):
             raise ProductError(f"S1_UNITS must be 'db' or 'linear', got {self.units!r}", first.display)
+        self._check_units(first)
         self._stack = BandStack(
             [scene.files[p] for p in S1_POLARISATIONS],
             grid,
@@ -294,6 +330,29 @@ class GeoTiffS1Reader:
             check_extent=False,
             preprocess=_db_to_linear if self.units == "db" else None,
         )
+
+    def _check_units(self, first: BandFile) -> None:
+        """Refuses values whose statistics contradict the declared units (linear power vs dB).
+
+        dB backscatter of land and water is mostly negative (σ⁰ −30…+5 dB); linear power is never
+        negative and rarely above 1. Values are sampled on a decimated read of the first band.
+
+        Raises:
+            ProductError: dB declared (or assumed) but no value is negative and the 99th percentile is
+                ≤ 2 (linear power), or linear declared with negative values (dB).
+        """
+        values = _sample(first)
+        finite = values[np.isfinite(values) & (values != 0)]
+        if finite.size < 100:
+            return
+        p99, negative = float(np.percentile(finite, 99)), float((finite < 0).mean())
+        if self.units == "db" and negative == 0.0 and p99 <= 2.0:
+            raise ProductError(f"S1 values look like linear power, not dB (none negative, 99th percentile {p99:.3g}) "
+                               "and the file carries no S1_UNITS=linear tag; tag it (gdal_edit.py -mo "
+                               "S1_UNITS=linear) or convert it to dB", first.display)  # fmt: skip
+        if self.units == "linear" and negative > 0.01:
+            raise ProductError(f"tagged S1_UNITS=linear but {100 * negative:.0f} % of the values are negative: these "
+                               "are dB; drop the tag", first.display)  # fmt: skip
 
     def read_linear(self, row0: int, nrows: int, col0: int = 0, ncols: int | None = None) -> npt.NDArray[np.float32]:
         """(2, n, W) float32 linear backscatter as supplied, NaN where the scene has no data."""
