@@ -7,7 +7,7 @@ read from the page cache (the decode that follows reads the same bytes), so the 
 hashing itself; a cold read adds the disk's own time. Reported as seconds per GB and per
 full-size product (S2 L2A at 10 m: the 12 model bands ≈ 0.75 GB; S1 IW GRDH VV + VH ≈ 1.7 GB).
 
-    python -m cloudlulc_edge.bench.checksum_cost [--gib 1] [--out bench/results]
+    python -m cloudlulc_edge.bench.checksum_cost [--gib 1] [--out bench/results] [--readme docs/performance.md]
 """
 
 from __future__ import annotations
@@ -74,13 +74,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cloudlulc-bench-checksum")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--readme", type=Path, help="page to update between checksum-cost markers (docs/performance.md)"
+    )
     args = parser.parse_args(argv)
     load = f"{os.getloadavg()[0]:.1f}"
     rows = measure(args.gib, args.work)
     env = environment()
     result = {"gib": args.gib, "rows": rows, "load": load, "environment": env,
               "machine": env.get("cpu", "this machine"), "date": datetime.now().strftime("%Y-%m-%d")}  # fmt: skip
-    publish("checksum_cost", result, render(result), None, "checksum_cost", args.out)
+    publish("checksum_cost", result, render(result), args.readme, "checksum-cost", args.out)
 
 
 if __name__ == "__main__":

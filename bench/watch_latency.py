@@ -7,7 +7,7 @@ each once the previous one is mapped. A scene is *complete* when its folder, cop
 hidden name, is renamed into place (as a careful download does). The latency is the time from then to the watcher's ``scene_end`` event (the map renamed
 into place), split into waiting (detection + ``--settle``) and mapping (the scene's own seconds).
 
-    python -m cloudlulc_edge.bench.watch_latency --data-root ../shared/data [--settle 2] [--poll 5] [--out bench/results]
+    python -m cloudlulc_edge.bench.watch_latency --data-root ../shared/data [--settle 2] [--poll 5] [--out bench/results] [--readme docs/performance.md]
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--observer", nargs="+", default=["inotify", "polling"])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cloudlulc-bench-watch")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--readme", type=Path, help="page to update between watch-latency markers (docs/performance.md)"
+    )
     args = parser.parse_args(argv)
     root = args.data_root / "bigearthnet-v1"
     s2s = sorted((root / "BigEarthNet-S2-Example").iterdir())
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     env = environment()
     result = {"runs": runs, "environment": env, "machine": env.get("cpu", "this machine"),
               "date": datetime.now().strftime("%Y-%m-%d")}  # fmt: skip
-    publish("watch_latency", result, render(result), None, "watch_latency", args.out)
+    publish("watch_latency", result, render(result), args.readme, "watch-latency", args.out)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ contract and a model configuration. ``architecture`` names the model family
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -137,8 +139,8 @@ class ModelCard:
             path: Card file, for error messages.
 
         Raises:
-            ModelCardError: Band order, SAR channels or classes differ from what the package
-                produces, or disagree with the card's own model configuration.
+            ModelCardError: Band order, SAR channels, classes or the S2/S1 normalisation differ
+                from what the package produces, or disagree with the card's own model configuration.
         """
         c, cfg = self.contract, self.config
         mismatches = []
@@ -160,8 +162,17 @@ class ModelCard:
             mismatches.append(f"{len(c.classes)} classes but the model predicts {cfg.num_classes}")
         if c.tile_size % cfg.input_multiple:
             mismatches.append(f"tile size {c.tile_size} is not a multiple of {cfg.input_multiple}")
+        for name, card_norm, package_norm in (("S2", c.s2, package.s2), ("S1", c.s1, package.s1)):
+            if _plain(card_norm) != _plain(package_norm):  # the readers apply only the package's normalisation
+                mismatches.append(f"{name} normalisation {_plain(card_norm)} (the readers produce "
+                                  f"{_plain(package_norm)}; a model trained otherwise would see other inputs)")  # fmt: skip
         if mismatches:
             raise ModelCardError("model card does not match: " + "; ".join(mismatches), path)
+
+
+def _plain(value: object) -> Any:
+    """A dataclass as JSON values (tuples and lists compare equal)."""
+    return json.loads(json.dumps(dataclasses.asdict(value)))  # type: ignore[call-overload]
 
 
 def _architecture(name: object, path: str | Path | None) -> Architecture:

@@ -113,8 +113,8 @@ def load_checkpoint(
 
     Raises:
         ModelCardError: Missing files, a malformed card, a card that does not match the package or
-            the expected variant, weights whose hash differs from the card, or weights whose
-            tensors do not fit the model the card describes.
+            the expected variant, weights whose hash differs from the card, weights whose
+            tensors do not fit the model the card describes, or weights that are not finite.
     """
     weights, card_path = _resolve(path)
     card = read_card(card_path)
@@ -147,6 +147,11 @@ def load_checkpoint(
             if names
         ]
         raise ModelCardError("weights do not fit the model the card describes (" + "; ".join(parts) + ")", weights)
+    not_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if not_finite:
+        raise ModelCardError(f"weights hold NaN or infinite values ({', '.join(not_finite[:5])}"
+                             f"{' …' if len(not_finite) > 5 else ''}): a diverged or corrupted training run",
+                             weights)  # fmt: skip
     model.load_state_dict(state)
     model.to(map_location).eval()
     return model, card

@@ -81,6 +81,8 @@ def test_malformed_card_fails_clearly(checkpoint):
         ({"contract.s1_polarisations": ["VH", "VV"]}, "S1 channels"),
         ({"contract.classes": ["a", "b", "c", "d", "e", "f"]}, "classes"),
         ({"contract.s1_radiometry": "gamma0"}, "S1 radiometry"),
+        ({"contract.s2.quantification": 1.0}, "S2 normalisation"),  # the readers would feed it ÷10000 data
+        ({"contract.s1.clip_db": [[-30.0, 5.0], [-35.0, 0.0]]}, "S1 normalisation"),
         ({"config.num_classes": 7}, "7"),
         ({"config.width": 10}, "width must be a multiple of 4"),
         ({"config.width": 10**6}, "outside"),
@@ -116,3 +118,14 @@ def test_weights_that_do_not_fit_the_card_config_are_refused(checkpoint):
     with pytest.raises(ModelCardError, match="do not fit") as err:
         load_checkpoint(directory)
     assert "missing" in str(err.value)
+
+
+def test_weights_that_are_not_finite_are_refused(checkpoint, tmp_path):
+    model, _ = checkpoint
+    broken = create_model("test_tiny")
+    broken.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        next(p for p in broken.parameters() if p.dim() > 1)[0].fill_(float("nan"))  # a diverged run
+    save_checkpoint(broken, tmp_path / "nan")
+    with pytest.raises(ModelCardError, match="NaN or infinite"):
+        load_checkpoint(tmp_path / "nan")
