@@ -76,13 +76,13 @@ class CalibrationSet:
         return len(self.sources)
 
     def save(self, path: str | Path) -> str:
-        """Writes the ``.npz`` (atomically) and a ``.json`` sidecar of sources; returns the npz SHA-256."""
+        """Writes the compressed ``.npz`` (atomically) and a ``.json`` sidecar of sources; returns the npz SHA-256."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
 
         def write(tmp: Path) -> None:
-            with tmp.open("wb") as fh:
-                np.savez(fh, **self.arrays)  # type: ignore[arg-type]
+            with tmp.open("wb") as fh:  # compressed: the validity masks and cloud-free tiles shrink most
+                np.savez_compressed(fh, **self.arrays)  # type: ignore[arg-type]
 
         atomic_write(path, write)
         sidecar = path.with_suffix(".json")
