@@ -265,8 +265,9 @@ class _Watcher:
             except CloudLULCError as exc:  # a map made otherwise: reported once, never replaced
                 self._fail(pair, exc, inputs, time.perf_counter())
                 return
+            if previous is not None:
+                self.mapped[pair.name] = previous  # what the map on disk was made with (read once)
         if previous == s1_ids:
-            self.mapped[pair.name] = s1_ids
             return  # mapped with these inputs already
         if previous is not None and not (self.request.remap_on_better_s1 and s1_ids):
             return  # keep the existing map (no remap policy, or the new pairing has no S1)
