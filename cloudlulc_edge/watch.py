@@ -442,8 +442,9 @@ def watch_directory(request: WatchRequest, progress: WatchProgress | None = None
     except KeyboardInterrupt as exc:
         log.warning("watch stopped by %s", str(exc) or "SIGINT")
     finally:
-        if observer is not None:
+        if observer is not None:  # stopped and joined: no thread may outlive the interpreter's finalisation
             observer.stop()
+            observer.join(timeout=10)
     watcher.write_status("stopped")
     report = RunReport("watch", watcher.started, backend=backend_record(request.backend, backend, "local"),
                        options=options.to_dict(), scenes=watcher.reports,
