@@ -102,7 +102,7 @@ def cross_validation_record(summary: dict[str, Any], source: str) -> dict[str, A
 
     def triple(cell: dict[str, Any], metric: str) -> list[float]:
         low, high = cell[f"{metric}_ci"]
-        return [round(100 * cell[metric], 2), round(100 * low, 2), round(100 * high, 2)]
+        return [round(100 * cell[metric], 4), round(100 * low, 4), round(100 * high, 4)]
 
     record_rows = {
         name: {labels: {metric: [triple(rows[name][labels][k], metric) for k in keys] for metric in ("miou", "oa")}

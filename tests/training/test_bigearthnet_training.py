@@ -93,9 +93,9 @@ def test_cross_validation_is_recorded_in_a_published_card(tmp_path):
     summary = json.loads(summary_path.read_text())
     cell = summary["summary"]["rows"]["CloudLULC-Net edge (S2+S1)"]["water"]["0.8"]
     assert record["rows"]["CloudLULC-Net edge (S2+S1)"]["water"]["miou"][-1] == [
-        round(100 * cell["miou"], 2),
-        round(100 * cell["miou_ci"][0], 2),
-        round(100 * cell["miou_ci"][1], 2),
+        round(100 * cell["miou"], 4),
+        round(100 * cell["miou_ci"][0], 4),
+        round(100 * cell["miou_ci"][1], 4),
     ]
     assert record["folds"] == 5 and record["patches"] == 52 and record["checks"] == summary["checks"]
     assert "GBM per pixel (S2+S1)" in (checkpoint / "TRAINING.md").read_text()
