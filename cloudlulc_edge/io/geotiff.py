@@ -210,17 +210,14 @@ class GeoTiffS2Reader:
         self._stack = BandStack([scene.files[b] for b in S2_BANDS], grid, nodata=0)
 
     def _check_domain(self) -> None:
-        """Refuses reflectance (0–1) or non-finite values where the radiometry expects DNs.
+        """Refuses reflectance (0–1) where the radiometry expects DNs (non-finite pixels are no data, not a refusal).
 
         Raises:
-            ProductError: The red band's values are those of reflectance under a DN radiometry, or
-                non-finite.
+            ProductError: The red band's values are those of reflectance under a DN radiometry.
         """
         red = self.scene.files["B04"]
         values = _sample(red)
-        if values.size and not np.isfinite(values).all():
-            raise ProductError("S2 band holds NaN or infinite values; DNs are finite numbers (0 = nodata)", red.display)
-        positive = values[values > 0]
+        positive = values[np.isfinite(values) & (values > 0)]
         if positive.size and self.quantification > 100 and float(np.percentile(positive, 99)) <= 2.0:
             raise ProductError(f"S2 values look like reflectance (99th percentile {np.percentile(positive, 99):.3g}), "
                                f"not DN: divided by {self.quantification:g} they would all be ≈ 0; pass "

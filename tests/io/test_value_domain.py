@@ -92,16 +92,22 @@ def test_s2_reflectance_where_dn_is_expected_is_refused_with_the_fix(scenes):
     GeoTiffS2Reader(scene, offset=0, quantification=1).close()
 
 
-def test_non_finite_s2_values_are_refused(scenes):
+def test_non_finite_s2_values_are_no_data(scenes):
+    from cloudlulc_edge.io.products import identify
+    from cloudlulc_edge.io.scene import SceneReader
+
     s2, _ = scenes
 
-    def with_nan(dn):
+    def with_holes(dn):
         dn = dn.copy()
-        dn[:, 3, 3] = np.nan
+        dn[:, 3, 3], dn[:, 4, 4], dn[:, 5, 5] = np.nan, np.inf, -np.inf
         return dn
 
-    _rewrite(s2, with_nan)
-    scene = find_geotiff_scene(s2)
-    assert scene is not None
-    with pytest.raises(ProductError, match="NaN or infinite"):
-        GeoTiffS2Reader(scene, offset=0, quantification=10000)
+    _rewrite(s2, with_holes)
+    product = identify(s2)
+    assert product is not None
+    reader = SceneReader(product, s2_offset=0, s2_quantification=10000)
+    strip = reader.read(0, reader.grid.height)
+    reader.close()
+    assert not strip.s2_valid[3, 3] and not strip.s2_valid[4, 4] and not strip.s2_valid[5, 5]
+    assert np.isfinite(strip.s2).all() and strip.s2_valid[60:, 60:].all()
