@@ -60,9 +60,10 @@ class RunDisplay:
         """For the duration of the run: the bars, and the library's log records and warnings in this format.
 
         Warnings (``warnings.warn``: the library's, rasterio's, torch's) become WARNING records of
-        the ``py.warnings`` logger, ``Category: message`` without source lines; records of level INFO and up are shown as ``rich`` log lines
-        above the bars, plain ``time level logger: message`` lines on stderr without a terminal,
-        or ``{"event": "log", …}`` JSON lines. The previous logging set-up comes back after.
+        the ``py.warnings`` logger, ``Category: message`` without source lines. Records of level
+        INFO and up are shown as ``rich`` log lines above the bars, as plain ``time level logger:
+        message`` lines on stderr without a terminal, or as ``{"event": "log", …}`` JSON lines.
+        The previous logging set-up comes back after.
         """
         with self._logging():
             if self.mode != "rich" or not self.console.is_terminal:

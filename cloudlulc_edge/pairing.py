@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -296,9 +296,8 @@ def read_plan(path: str | Path, roots: Sequence[str | Path] | None = None) -> Pl
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise PairingError(f"malformed plan entry ({exc!r})", path) from exc
     plan = Plan(pairs, skipped, dict(options))
-    names = [p.name for p in pairs]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(name for name, n in Counter(p.name for p in pairs).items() if n > 1)
+    if twice:
         raise PairingError(
             f"plan entries share a map name ({', '.join(twice)[:200]}); one map file cannot hold both", path
         )
