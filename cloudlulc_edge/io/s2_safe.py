@@ -224,6 +224,31 @@ class S2SafeReader:
                 stacklevel=2,
             )
 
+    def _check_dimensions(self, band: str, rel: str, resolution: int) -> None:
+        """Refuses a band file whose size or pixel spacing is not its resolution's grid in ``MTD_TL.xml``.
+
+        Catches a preview, a band of another resolution or a cropped file put in a band's place
+        (the manifest sizes and checksums catch it too, where the manifest has them).
+
+        Raises:
+            ProductError: The file's width × height or pixel size differs from the grid's.
+        """
+        if resolution not in self.meta.geoposition:
+            return
+        grid = self.meta.grid(resolution)
+        try:
+            with rasterio.open(self.archive.gdal_path(rel)) as ds:
+                shape, res, georeferenced = (ds.width, ds.height), ds.res, ds.crs is not None
+        except RasterioError as exc:
+            raise ProductError(f"cannot open band {band} ({exc})", self.archive.display(rel)) from exc
+        if shape != (grid.width, grid.height):
+            raise ProductError(f"band {band} is {shape[0]} × {shape[1]} px, but its {resolution} m grid in MTD_TL.xml is "
+                               f"{grid.width} × {grid.height}: a preview, a band of another resolution or a cropped "
+                               "file", self.archive.display(rel))  # fmt: skip
+        if georeferenced and abs(res[0] - resolution) > 1e-6:
+            raise ProductError(f"band {band} has {res[0]:g} m pixels in a {resolution} m folder",
+                               self.archive.display(rel))  # fmt: skip
+
     def _band_file(self, band: str) -> BandFile:
         """Picks the finest on-disk file of ``band`` that the resolution rule allows."""
         allowed = max(NATIVE_RESOLUTION[band], self.resolution)
@@ -233,6 +258,7 @@ class S2SafeReader:
         if usable:
             rel = present[usable[0]]
             self.archive.check_integrity(rel)
+            self._check_dimensions(band, rel, usable[0])
             return BandFile(band, self.archive.gdal_path(rel), self.archive.display(rel))
         if band == "B08" and self.resolution >= 60:
             self.substitutions["B08"] = "B8A"

@@ -110,3 +110,29 @@ def test_map_fails_the_corrupt_scene_and_maps_it_with_skip_checksums(s2_copy, tm
     allowed = CliRunner().invoke(app, ["map", str(s2_copy.parent), str(out), *fast, "--skip-checksums"])
     assert allowed.exit_code == 0, allowed.output
     assert (out / f"{S2.removesuffix('.SAFE')}_lulc.tif").is_file()
+
+
+def test_a_band_of_the_wrong_size_is_refused_where_the_manifest_cannot_tell(s2_copy):
+    import re
+
+    import numpy as np
+    import rasterio
+
+    manifest = s2_copy / "manifest.safe"
+    band = _band(s2_copy, "B04")
+    # A repackaged product: its manifest lost the sizes and checksums of the band files.
+    manifest.write_text(
+        re.sub(r"<checksum[^>]*>[^<]*</checksum>", "", re.sub(r' size="\d+"', "", manifest.read_text()))
+    )
+    with rasterio.open(band) as ds:
+        profile, data = ds.profile, ds.read(out_shape=(1, ds.height // 2, ds.width // 2))
+    profile.update(
+        width=data.shape[2], height=data.shape[1], transform=profile["transform"] * profile["transform"].scale(2)
+    )
+    band.unlink()
+    with rasterio.open(band, "w", **profile) as ds:  # a 120 m band in the 60 m folder
+        ds.write(data)
+    with pytest.raises(ProductError, match=r"its 60 m grid in MTD_TL\.xml is 1830 × 1830") as err:
+        S2SafeReader(s2_copy, 60)
+    assert "915 × 915" in str(err.value) and band.name in str(err.value)
+    np.testing.assert_equal(data.shape, (1, 915, 915))
