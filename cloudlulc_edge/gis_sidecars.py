@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RAT_FIELDS", "pam_path", "pam_xml", "qgis_style", "qml_path"]
+__all__ = ["RAT_FIELDS", "legend_rgba", "pam_path", "pam_xml", "qgis_style", "qml_path"]
 
 #: RAT columns: name, GDAL field type (0 integer, 2 string), GDAL field usage (5 MinMax: the pixel
 #: value; 2 Name; 6–9 Red, Green, Blue, Alpha), from ``GDALRATFieldType`` / ``GDALRATFieldUsage``.
@@ -41,7 +41,8 @@ def qml_path(raster: Path) -> Path:
     return raster.with_suffix(".qml")
 
 
-def _rgba(entry: dict[str, Any]) -> tuple[int, int, int, int]:
+def legend_rgba(entry: dict[str, Any]) -> tuple[int, int, int, int]:
+    """RGBA of a legend entry: its ``color_hint`` opaque; the nodata entry (or one without a colour) transparent."""
     if entry.get("nodata") or "color_hint" not in entry:
         return (0, 0, 0, 0)
     r, g, b = bytes.fromhex(entry["color_hint"])
@@ -72,7 +73,7 @@ def pam_xml(legend: Sequence[dict[str, Any]]) -> str:
         ET.SubElement(field, "Usage").text = str(usage)
     for row_index, entry in enumerate(sorted(legend, key=lambda e: int(e["value"]))):
         row = ET.SubElement(table, "Row", index=str(row_index))
-        for cell in (entry["value"], entry["description"], *_rgba(entry)):
+        for cell in (entry["value"], entry["description"], *legend_rgba(entry)):
             ET.SubElement(row, "F").text = str(cell)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode") + "\n"
@@ -98,7 +99,7 @@ def qgis_style(legend: Sequence[dict[str, Any]], title: str) -> str:
     for entry in sorted(legend, key=lambda e: int(e["value"])):
         if entry.get("nodata"):
             continue  # the raster's nodata value is transparent already
-        r, g, b, a = _rgba(entry)
+        r, g, b, a = legend_rgba(entry)
         ET.SubElement(palette, "paletteEntry", value=str(int(entry["value"])), color=f"#{r:02x}{g:02x}{b:02x}",
                       alpha=str(a), label=str(entry["description"]))  # fmt: skip
     ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")

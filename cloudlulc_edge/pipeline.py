@@ -47,6 +47,8 @@ __all__ = [
     "SceneReport",
     "check_resumable",
     "estimate_scene_memory_mb",
+    "failed_report",
+    "interrupted_report",
     "map_pair",
     "map_plan",
     "map_settings",
@@ -555,6 +557,29 @@ def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions
     return tags
 
 
+def failed_report(pair: Pair, exc: Exception, start: float) -> SceneReport:
+    """Logs a scene's failure (with its traceback when it is not a typed error) and reports it.
+
+    Args:
+        pair: The scene.
+        exc: What it failed with.
+        start: `time.perf_counter` when the scene started.
+    """
+    if isinstance(exc, CloudLULCError):
+        log.error("%s failed: %s", pair.name, exc)
+    else:
+        log.exception("%s failed with an unexpected error", pair.name)
+    return SceneReport(pair.name, "failed", error=f"{type(exc).__name__}: {exc}", dt_days=pair.dt_days,
+                       s1_coverage_pct=pair.s1_coverage_pct, seconds=round(time.perf_counter() - start, 3))  # fmt: skip
+
+
+def interrupted_report(pair: Pair, exc: KeyboardInterrupt, start: float) -> SceneReport:
+    """The report of a scene abandoned by a signal (``exc`` names it; empty for Ctrl-C's own SIGINT)."""
+    return SceneReport(pair.name, "interrupted", dt_days=pair.dt_days, s1_coverage_pct=pair.s1_coverage_pct,
+                       error=f"stopped by {str(exc) or 'SIGINT'}; its partial output was removed",
+                       seconds=round(time.perf_counter() - start, 3))  # fmt: skip
+
+
 def map_plan(
     pairs: Sequence[Pair],
     backend: Backend,
@@ -590,23 +615,14 @@ def map_plan(
             signal_name = str(exc) or "SIGINT"
             log.warning("stopped by %s during %s; %d scene(s) not started", signal_name, pair.name,
                         len(pairs) - index - 1)  # fmt: skip
-            reports.append(SceneReport(pair.name, "interrupted", dt_days=pair.dt_days,
-                                       error=f"stopped by {signal_name}; its partial output was removed",
-                                       s1_coverage_pct=pair.s1_coverage_pct,
-                                       seconds=round(time.perf_counter() - start, 3)))  # fmt: skip
+            reports.append(interrupted_report(pair, exc, start))
             reports += [SceneReport(p.name, "not_started", dt_days=p.dt_days, s1_coverage_pct=p.s1_coverage_pct,
                                     error=f"run stopped by {signal_name}") for p in pairs[index + 1 :]]  # fmt: skip
             if on_scene is not None:
                 on_scene(reports[index])
             break
-        except Exception as exc:
-            if isinstance(exc, CloudLULCError):
-                log.error("%s failed: %s", pair.name, exc)
-            else:
-                log.exception("%s failed with an unexpected error", pair.name)
-            report = SceneReport(pair.name, "failed", error=f"{type(exc).__name__}: {exc}", dt_days=pair.dt_days,
-                                 s1_coverage_pct=pair.s1_coverage_pct,
-                                 seconds=round(time.perf_counter() - start, 3))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one scene never stops the batch; `failed_report` logs it
+            report = failed_report(pair, exc, start)
         reports.append(report)
         if on_scene is not None:
             on_scene(report)

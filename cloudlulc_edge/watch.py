@@ -49,7 +49,16 @@ from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.products import Product, Skipped, scan
 from cloudlulc_edge.pairing import Pair, pair_products
-from cloudlulc_edge.pipeline import MapOptions, SceneReport, check_resumable, map_pair, map_settings, output_path
+from cloudlulc_edge.pipeline import (
+    MapOptions,
+    SceneReport,
+    check_resumable,
+    failed_report,
+    interrupted_report,
+    map_pair,
+    map_settings,
+    output_path,
+)
 from cloudlulc_edge.runner import RunReport, backend_record, check_output_dir, signals_stop_the_run
 from cloudlulc_edge.writer import read_map_settings
 
@@ -300,14 +309,8 @@ class _Watcher:
         return s1
 
     def _fail(self, pair: Pair, exc: Exception, inputs: Any, start: float) -> None:
-        if isinstance(exc, CloudLULCError):
-            log.error("%s failed: %s", pair.name, exc)
-        else:
-            log.exception("%s failed with an unexpected error", pair.name)
         self.failed[pair.name] = inputs
-        self._finish(SceneReport(pair.name, "failed", error=f"{type(exc).__name__}: {exc}", dt_days=pair.dt_days,
-                                 s1_coverage_pct=pair.s1_coverage_pct,
-                                 seconds=round(time.perf_counter() - start, 3)), False, None)  # fmt: skip
+        self._finish(failed_report(pair, exc, start), False, None)
 
     def _map(self, pair: Pair, s1_ids: tuple[str, ...], previous: tuple[str, ...] | None, inputs: Any) -> None:
         remap = previous is not None
@@ -320,12 +323,9 @@ class _Watcher:
         try:
             report = map_pair(pair, self.backend, self.request.output_dir, options, on_tiles=callback)
         except KeyboardInterrupt as exc:
-            report = SceneReport(pair.name, "interrupted", dt_days=pair.dt_days, s1_coverage_pct=pair.s1_coverage_pct,
-                                 error=f"stopped by {str(exc) or 'SIGINT'}; its partial output was removed",
-                                 seconds=round(time.perf_counter() - start, 3))  # fmt: skip
-            self._finish(report, remap, previous)
+            self._finish(interrupted_report(pair, exc, start), remap, previous)
             raise
-        except Exception as exc:  # noqa: BLE001 - a scene never stops the watch; `_fail` logs the traceback
+        except Exception as exc:  # noqa: BLE001 - a scene never stops the watch; `failed_report` logs it
             self._fail(pair, exc, inputs, start)
             return
         self.failed.pop(pair.name, None)

@@ -26,7 +26,7 @@ from rasterio.windows import Window
 from cloudlulc_edge.contract import CLASS_SCHEMES, CLASSES, encode_classes
 from cloudlulc_edge.errors import OutputError
 from cloudlulc_edge.files import durable_replace
-from cloudlulc_edge.gis_sidecars import pam_path, pam_xml, qgis_style, qml_path
+from cloudlulc_edge.gis_sidecars import legend_rgba, pam_path, pam_xml, qgis_style, qml_path
 from cloudlulc_edge.io.grid import RasterGrid
 from cloudlulc_edge.optics import OPTICS_CLASSES, OPTICS_CLOUD, OPTICS_NODATA, OPTICS_SHADOW
 from cloudlulc_edge.tiling import FinishedRows
@@ -120,12 +120,8 @@ def optics_legend() -> list[dict[str, Any]]:
 
 
 def _colormap(scheme: str) -> dict[int, tuple[int, int, int, int]]:
-    """Colour table of a scheme: class colours, transparent nodata."""
-    colours: dict[int, tuple[int, int, int, int]] = {
-        e["value"]: (*bytes.fromhex(e["color_hint"]), 255) for e in class_legend(scheme) if "color_hint" in e
-    }
-    colours[CLASS_SCHEMES[scheme].nodata] = (0, 0, 0, 0)
-    return colours
+    """Colour table of a scheme: class colours, transparent nodata (the colours of the RAT and the QGIS style)."""
+    return {int(e["value"]): legend_rgba(e) for e in class_legend(scheme)}
 
 
 def _hidden(path: Path, suffix: str) -> Path:

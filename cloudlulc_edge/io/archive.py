@@ -16,14 +16,15 @@ Products come from feeds nobody here controls, so every archive and member is un
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import stat
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import IO, ParamSpec, TypeVar
 from xml.etree import ElementTree
 from zlib import error as zlib_error
 
@@ -137,6 +138,17 @@ class SafeArchive:
         """Members matching a ``/``-separated glob pattern; ``*`` never crosses a ``/``."""
         return [m for m in self.members() if _match(m, pattern)]
 
+    @contextlib.contextmanager
+    def _open(self, relative: str) -> Iterator[IO[bytes]]:
+        """A member opened for binary reading, from the folder or inside the zip (raises what they raise)."""
+        _check_relative(relative, self.path)
+        if self._zip_root is None:
+            with (self.path / relative).open("rb") as f:
+                yield f
+        else:
+            with zipfile.ZipFile(self.path) as zf, zf.open(f"{self._zip_root}/{relative}") as member:
+                yield member
+
     def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         """Reads a member's bytes.
 
@@ -147,14 +159,9 @@ class SafeArchive:
         Raises:
             ProductError: The member is missing, unreadable, outside the product or over ``limit``.
         """
-        _check_relative(relative, self.path)
         try:
-            if self._zip_root is None:
-                with (self.path / relative).open("rb") as f:
-                    data = f.read(limit + 1 if limit is not None else -1)
-            else:
-                with zipfile.ZipFile(self.path) as zf, zf.open(f"{self._zip_root}/{relative}") as f:
-                    data = f.read(limit + 1 if limit is not None else -1)
+            with self._open(relative) as f:
+                data = f.read(limit + 1 if limit is not None else -1)
         except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib_error) as exc:
             raise ProductError(f"cannot read {relative} ({exc})", self.path) from exc
         if limit is not None and len(data) > limit:
@@ -203,17 +210,11 @@ class SafeArchive:
         name = _HASHES.get(algorithm.upper())
         if name is None:
             raise ProductError(f"unknown checksum {algorithm!r} in manifest.safe", self.path)
-        _check_relative(relative, self.path)
         digest = hashlib.new(name)
         try:
-            if self._zip_root is None:
-                with (self.path / relative).open("rb") as f:
-                    while block := f.read(_HASH_BLOCK):
-                        digest.update(block)
-            else:
-                with zipfile.ZipFile(self.path) as zf, zf.open(f"{self._zip_root}/{relative}") as f:
-                    while block := f.read(_HASH_BLOCK):
-                        digest.update(block)
+            with self._open(relative) as f:
+                while block := f.read(_HASH_BLOCK):
+                    digest.update(block)
         except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib_error) as exc:
             raise ProductError(f"cannot read {relative} ({exc})", self.path) from exc
         return digest.hexdigest()

@@ -425,8 +425,8 @@ def test_paths_that_do_not_exist_are_usage_errors(tmp_path: Path) -> None:
     safe = next(fixtures.glob("S1*_GRDH_*.SAFE"))
     like = tmp_path / "like.tif"
     with rasterio.open(like, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", crs="EPSG:32633",
-                       transform=Affine(10, 0, 0, 0, -10, 40)):  # fmt: skip
-        pass
+                       transform=Affine(10, 0, 0, 0, -10, 40)) as ds:  # fmt: skip
+        ds.write(np.zeros((1, 4, 4), np.uint8))  # only its grid matters
     missing = str(tmp_path / "missing")
     cases = [
         ["s1", missing, str(tmp_path / "o.tif"), "--like", str(like)],
