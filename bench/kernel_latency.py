@@ -324,17 +324,22 @@ def render(result: dict[str, Any]) -> str:
     return text + "\n" + markdown_table(models, model_columns)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Runs the benchmark, writes JSON + Markdown (+ the compile snapshot), optionally docs/performance.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="*", default=["cloudlulc_net", "cloudlulc_edge"])
-    parser.add_argument("--batches", nargs="*", type=int, default=[8, 16])
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument(
+def parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark (`gpu_check` checks its steps against it)."""
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--variants", nargs="*", default=["cloudlulc_net", "cloudlulc_edge"])
+    cli.add_argument("--batches", nargs="*", type=int, default=[8, 16])
+    cli.add_argument("--tile", type=int, default=512)
+    cli.add_argument("--out", type=Path, default=Path("bench/results"))
+    cli.add_argument(
         "--readme", type=Path, default=None, help="page to update between kernels markers (docs/performance.md)"
     )
-    args = parser.parse_args(argv)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the benchmark, writes JSON + Markdown (+ the compile snapshot), optionally docs/performance.md."""
+    args = parser().parse_args(argv)
     result = run(args.variants, args.batches, args.tile)
     env = result["environment"]
     machine = env.get("gpu") or f"{env['cpu']} ({env['cpu_cores']} cores), no GPU"

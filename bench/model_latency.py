@@ -9,6 +9,17 @@ On a CUDA machine, calls are timed with CUDA events around a synchronised call (
 inputs already on the device for torch, host arrays for onnxruntime as the pipeline feeds them).
 Without CUDA the figures are CPU wall times and labelled so: they are not GPU performance.
 
+Each row also gives the achieved GFLOP/s and, on the CPU, its share of this machine's peak
+(`cpu_peak`: the flags-derived FP32 FMA bound, and one measured SGEMM). FLOPs per tile are counted
+once per row by one method, torch's ``FlopCounterMode`` on the network each backend executes
+(multiply-add = 2; convolutions, matmuls and attention's matmuls as torch counts them; an FFT as
+2.5·N·log2 N; element-wise ops not counted): for onnxruntime the network with the spectral term in
+the exported ``matmul`` form (DFT matrices, counted as the matmuls the graph runs), for torch the
+network as it runs. **A rate above the measured SGEMM peak is refused** (`PeakExceededError`): it
+means the timing is wrong, and nothing is published. The table published before 2026-12-01
+(ORT FP32 at 8.78 tiles/s, 213 GFLOP/s) was measured on another machine's CPU with another
+model revision and no peak recorded; it could not be reproduced and was replaced.
+
     python -m cloudlulc_edge.bench.model_latency --variant cloudlulc_edge --tile 512 --batch 1 --batch 8 [--readme docs/performance.md]
 """
 
@@ -24,12 +35,37 @@ from typing import Any
 import numpy as np
 import torch
 
+from cloudlulc_edge.bench.cpu_peak import cpu_peak
+from cloudlulc_edge.bench.model_cost import count_flops
 from cloudlulc_edge.bench.utils import cuda_event_ms, environment, markdown_table, publish
 from cloudlulc_edge.export import INPUT_NAMES, export_onnx, input_shapes
+from cloudlulc_edge.export.onnx_export import with_spectral
 from cloudlulc_edge.export.precision import convert_fp16
 from cloudlulc_edge.kernels import use_kernels
 from cloudlulc_edge.kernels.dispatch import KernelMode
 from cloudlulc_edge.models import create_model
+
+
+class PeakExceededError(RuntimeError):
+    """A measured rate above the machine's peak: the timing is wrong and must not be published."""
+
+
+#: Slack over the measured SGEMM rate before a rate is refused (SGEMM is timed once, briefly).
+PEAK_SLACK = 1.05
+
+
+def check_rates(rows: list[dict[str, Any]], peak: dict[str, Any]) -> None:
+    """Refuses rows whose GFLOP/s exceed ``PEAK_SLACK`` × the measured SGEMM peak.
+
+    Raises:
+        PeakExceededError: Naming each such row.
+    """
+    limit = PEAK_SLACK * float(peak["sgemm_gflops"])
+    over = [f"{r['backend']} {r['precision']} batch {r['batch']}: {r['gflops_per_s']} GFLOP/s" for r in rows
+            if r["gflops_per_s"] > limit]  # fmt: skip
+    if over:
+        raise PeakExceededError(f"rates above this CPU's measured peak ({peak['sgemm_gflops']} GFLOP/s SGEMM): "
+                                f"{'; '.join(over)}; the timing is wrong, nothing was published")  # fmt: skip
 
 
 def _timer(cuda: bool) -> Callable[[Callable[[], object]], float]:
@@ -134,6 +170,11 @@ def run(
     """
     cuda = torch.cuda.is_available()
     rows = []
+    torch.manual_seed(0)
+    model = create_model(variant).eval()
+    gflop = {"torch": count_flops(model, tile) / 1e9, "onnxruntime": count_flops(with_spectral(model, "matmul"),
+                                                                                  tile) / 1e9}  # fmt: skip
+    peak = None if cuda else cpu_peak()
     with tempfile.TemporaryDirectory() as work:
         backends = _backends(variant, tile, max(batches), Path(work), cuda, kinds, precisions)
         for batch in batches:
@@ -145,13 +186,25 @@ def run(
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
                 stats = measure(_bound(call, x), cuda, warmup, iters)
-                peak = (
+                peak_mib = (
                     round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda and name.startswith("torch") else None
                 )
-                rows.append({"variant": variant, "backend": name, "precision": precision, "batch": batch, **stats,
-                             "tiles_per_s": round(1000 * batch / stats["p50"], 2), "peak_gpu_mib": peak})  # fmt: skip
+                tiles_per_s = 1000 * batch / stats["p50"]
+                per_tile = gflop["torch" if name.startswith("torch") else "onnxruntime"]
+                rate = tiles_per_s * per_tile
+                row = {"variant": variant, "backend": name, "precision": precision, "batch": batch, **stats,
+                       "tiles_per_s": round(tiles_per_s, 2), "gflop_per_tile": round(per_tile, 4),
+                       "gflops_per_s": round(rate, 1), "peak_gpu_mib": peak_mib}  # fmt: skip
+                if peak is not None:
+                    row["pct_of_sgemm"] = round(100 * rate / float(peak["sgemm_gflops"]), 1)
+                    bound = peak["flags_bound"]
+                    row["pct_of_flags_bound"] = round(100 * rate / float(bound["gflops"]), 1) if bound else None
+                rows.append(row)
+    if peak is not None:
+        check_rates(rows, peak)
     return {"environment": environment(), "variant": variant, "tile": tile, "timer": "cuda events" if cuda else
-            "CPU wall clock (not GPU performance)", "warmup": warmup, "iters": iters, "rows": rows}  # fmt: skip
+            "CPU wall clock (not GPU performance)", "warmup": warmup, "iters": iters, "cpu_peak": peak,
+            "rows": rows}  # fmt: skip
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:
@@ -186,26 +239,43 @@ def render(result: dict[str, Any]) -> str:
     where = env.get("gpu") or f"CPU only: {env['cpu']}, {env['cpu_cores']} cores"
     head = (f"`{result['variant']}`, {result['tile']}² tiles, {where}, {result['timer']}, "
             f"{result['warmup']} warm-up + {result['iters']} timed calls, {env['date'][:10]}.\n\n")  # fmt: skip
+    peak = result.get("cpu_peak")
+    if peak:
+        bound = peak["flags_bound"] or {}
+        head += (f"CPU peak (`bench.cpu_peak`): measured SGEMM {peak['sgemm_gflops']} GFLOP/s on {peak['threads']} "
+                 f"threads; flags bound {bound.get('gflops')} GFLOP/s ({bound.get('lanes')} FP32 lanes × 2 × "
+                 f"{bound.get('fma_pipes')} FMA pipes × {bound.get('cores')} cores × {bound.get('clock_ghz')} GHz); "
+                 f"CPU family {peak['family']} model {peak['model']}.\n\n")  # fmt: skip
     columns = [("backend", "backend"), ("precision", "precision"), ("batch", "batch"), ("p50", "p50 ms"),
-               ("p90", "p90 ms"), ("p99", "p99 ms"), ("tiles_per_s", "tiles/s")]  # fmt: skip
+               ("p90", "p90 ms"), ("p99", "p99 ms"), ("tiles_per_s", "tiles/s"), ("gflop_per_tile", "GFLOP/tile"),
+               ("gflops_per_s", "GFLOP/s")]  # fmt: skip
+    if peak:
+        columns += [("pct_of_sgemm", "% of SGEMM"), ("pct_of_flags_bound", "% of flags bound")]
     if any(r.get("peak_gpu_mib") is not None for r in result["rows"]):
         columns.append(("peak_gpu_mib", "peak GPU MiB"))
     return head + markdown_table(result["rows"], columns)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark (`gpu_check` checks its steps against it)."""
+    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_argument("--variant", default="cloudlulc_edge")
+    cli.add_argument("--tile", type=int, default=512)
+    cli.add_argument("--batch", type=int, action="append", default=None)
+    cli.add_argument("--warmup", type=int, default=3)
+    cli.add_argument("--iters", type=int, default=10)
+    cli.add_argument("--readme", type=Path, default=None)
+    cli.add_argument("--out", type=Path, default=None, help="results folder (default: bench/results)")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", default="cloudlulc_edge")
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--batch", type=int, action="append", default=None)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--readme", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser().parse_args(argv)
     result = run(args.variant, args.tile, args.batch or [1, 8], args.warmup, args.iters)
-    publish("bench_model", result, render(result), args.readme, "backends")
-    plot(result, Path(__file__).parent / "results" / "bench_model.png")
+    out = args.out or Path(__file__).parent / "results"
+    publish("bench_model", result, render(result), args.readme, "backends", out)
+    plot(result, out / "bench_model.png")
 
 
 if __name__ == "__main__":

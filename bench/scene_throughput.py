@@ -8,8 +8,9 @@ not grow with scene size: the 10980² figure must be ≤ 1.5 GB and within 20 % 
 
     python -m cloudlulc_edge.bench.scene_throughput --workdir /tmp/cloudlulc-bench [--readme docs/performance.md]
 
-These are CPU figures of the ``test_tiny`` model; they measure the I/O, tiling and blending
-pipeline, not model speed on a GPU.
+``--model`` picks the variant (``test_tiny`` measures the I/O, tiling and blending pipeline; the
+packaged ``cloudlulc_edge`` the product as it ships) and ``--backend`` its backend (default
+``auto``, as ``map``). CPU figures are not GPU performance.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def make_scene(root: Path, size: int) -> Path:
     return scene
 
 
-def run_one(scene: Path, output: Path, model: str, overlap: int, batch_size: int) -> dict[str, Any]:
-    """Maps the scene in this process; returns the report plus peak RSS."""
+def run_one(scene: Path, output: Path, model: str, overlap: int, batch_size: int, device: str = "cpu",
+            backend: str = "auto") -> dict[str, Any]:  # fmt: skip
+    """Maps the scene in this process with ``backend`` on ``device``; returns the report plus peak RSS."""
     import torch
 
     from cloudlulc_edge.backends import BackendSpec, open_backend
@@ -95,11 +97,13 @@ def run_one(scene: Path, output: Path, model: str, overlap: int, batch_size: int
     torch.manual_seed(0)
     pairs = plan_directory(scene).pairs
     assert len(pairs) == 1 and pairs[0].s1, "synthetic scene must pair"
-    backend = open_backend(BackendSpec("torch", model, allow_untrained=True))  # speed does not depend on weights
+    # Untrained variants run with random weights (speed does not depend on them) in torch.
+    opened = open_backend(BackendSpec(backend, model, allow_untrained=True, device=device))  # type: ignore[arg-type]
     start = time.perf_counter()
-    report = map_pair(pairs[0], backend, output, MapOptions(overlap=overlap, batch_size=batch_size, resume=False))
+    report = map_pair(pairs[0], opened, output, MapOptions(overlap=overlap, batch_size=batch_size, resume=False))
     wall = time.perf_counter() - start
-    return {**report.to_dict(), "wall_s": round(wall, 2), "peak_rss_mib": round(_vmhwm_kib() / 1024, 1)}
+    return {**report.to_dict(), "wall_s": round(wall, 2), "peak_rss_mib": round(_vmhwm_kib() / 1024, 1),
+            "runtime": opened.runtime}  # fmt: skip
 
 
 def _vmhwm_kib() -> float:
@@ -107,29 +111,43 @@ def _vmhwm_kib() -> float:
     return float((proc_field("/proc/self/status", "VmHWM") or "0 kB").split()[0])
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark (`gpu_check` checks its steps against it)."""
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--workdir", type=Path, default=Path("/tmp/cloudlulc-bench"))
+    cli.add_argument("--sizes", type=int, nargs="+", default=[5490, 10980])
+    cli.add_argument("--model", default="test_tiny")
+    cli.add_argument("--overlap", type=int, default=64)
+    cli.add_argument("--batch-size", type=int, default=4)
+    cli.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    cli.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
+    cli.add_argument("--readme", type=Path, default=None, help="page to update between markers (docs/performance.md)")
+    cli.add_argument("--run-one", type=Path, default=None, help=argparse.SUPPRESS)
+    return cli
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/cloudlulc-bench"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[5490, 10980])
-    parser.add_argument("--model", default="test_tiny")
-    parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument(
-        "--readme", type=Path, default=None, help="page to update between markers (docs/performance.md)"
-    )
-    parser.add_argument("--run-one", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.run_one is not None:
-        out = run_one(args.run_one, args.workdir / "out", args.model, args.overlap, args.batch_size)
+        out = run_one(args.run_one, args.workdir / "out", args.model, args.overlap, args.batch_size, args.device,
+                      args.backend)  # fmt: skip
         print(json.dumps(out))
         return
-    result = run_sizes(args.workdir, args.sizes, args.model, args.overlap, args.batch_size)
+    result = run_sizes(args.workdir, args.sizes, args.model, args.overlap, args.batch_size, args.device, args.backend)
     text = render(result)
     plot(result, RESULTS / "map_scene.png")
     publish("map_scene", result, text, args.readme, "map-scene")
 
 
-def run_sizes(workdir: Path, sizes: list[int], model: str, overlap: int, batch_size: int) -> dict[str, Any]:
+def run_sizes(
+    workdir: Path,
+    sizes: list[int],
+    model: str,
+    overlap: int,
+    batch_size: int,
+    device: str = "cpu",
+    backend: str = "auto",
+) -> dict[str, Any]:
     """Maps a synthetic scene of each size in a fresh process; returns rows with scenes/hour and I/O overlap."""
     rows = []
     for size in sizes:
@@ -138,7 +156,7 @@ def run_sizes(workdir: Path, sizes: list[int], model: str, overlap: int, batch_s
         print(f"scene {size}: generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         cmd = [sys.executable, "-m", "cloudlulc_edge.bench.scene_throughput", "--run-one", str(scene), "--workdir",
                str(workdir / f"run_{size}"), "--model", model, "--overlap", str(overlap),
-               "--batch-size", str(batch_size)]  # fmt: skip
+               "--batch-size", str(batch_size), "--device", device, "--backend", backend]  # fmt: skip
         res = json.loads(
             subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         )
@@ -150,7 +168,7 @@ def run_sizes(workdir: Path, sizes: list[int], model: str, overlap: int, batch_s
         rows.append(res)
         print(json.dumps(res), file=sys.stderr)
     return {"environment": environment(), "date": datetime.now().isoformat(), "model": model, "overlap": overlap,
-            "batch_size": batch_size, "results": rows}  # fmt: skip
+            "batch_size": batch_size, "device": device, "backend": backend, "results": rows}  # fmt: skip
 
 
 def render(result: dict[str, Any]) -> str:
@@ -165,7 +183,8 @@ def render(result: dict[str, Any]) -> str:
          ("predict", "predict s"), ("blend_write", "blend+write s"), ("finalize", "COG+STAC s"),
          ("sph", "scenes/hour"), ("overlap", "stage-s / wall (>1: I/O overlaps)"), ("rss", "peak RSS MiB")],
     )  # fmt: skip
-    note = (f"\n\n{result['model']} on CPU ({env.get('cpu', '?')}, {env.get('torch_threads', '?')} torch threads), tile "
+    runtime = rows[0].get("runtime", "torch") if rows else "?"
+    note = (f"\n\n{result['model']} ({runtime}) on CPU ({env.get('cpu', '?')}, {env.get('torch_threads', '?')} threads), tile "
             f"512, overlap {result['overlap']}, batch {result['batch_size']}; read runs in a producer thread "
             "concurrently with predict.\n")  # fmt: skip
     return table + note
@@ -202,12 +221,12 @@ if __name__ == "__main__":
 
 
 def benchmark(workdir: Path, sizes: list[int], model: str, overlap: int, batch_size: int, out: Path,
-              readme: Path | None = None) -> list[Path]:  # fmt: skip
+              readme: Path | None = None, backend: str = "auto") -> list[Path]:  # fmt: skip
     """`run_sizes`, then the JSON, markdown and PNG results (and the block in docs/performance.md).
 
     Returns:
         The written files.
     """
-    result = run_sizes(workdir, sizes, model, overlap, batch_size)
+    result = run_sizes(workdir, sizes, model, overlap, batch_size, backend=backend)
     path = publish("bench_scene", result, render(result), readme, "map-scene", out)
     return [path, out / "bench_scene.md", plot(result, out / "bench_scene.png")]

@@ -173,20 +173,25 @@ def render(result: dict[str, Any]) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", action="append", default=None, help="registered variant (repeatable)")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--amp", default="bf16", choices=("none", "bf16", "fp16"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument(
+def parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark (`gpu_check` checks its steps against it)."""
+    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_argument("--variant", action="append", default=None, help="registered variant (repeatable)")
+    cli.add_argument("--batch", type=int, default=8)
+    cli.add_argument("--tile", type=int, default=512)
+    cli.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    cli.add_argument("--amp", default="bf16", choices=("none", "bf16", "fp16"))
+    cli.add_argument("--steps", type=int, default=20)
+    cli.add_argument("--warmup", type=int, default=2)
+    cli.add_argument(
         "--readme", type=Path, default=None, help="page to update between train-step markers (docs/performance.md)"
     )
-    args = parser.parse_args(argv)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    args = parser().parse_args(argv)
     result = run(args.variant or ["cloudlulc_net", "cloudlulc_edge"], args.batch, args.tile, args.device, args.amp,
                  args.steps, args.warmup)  # fmt: skip
     publish("train_step", result, render(result), args.readme, "train-step")

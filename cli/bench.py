@@ -54,6 +54,7 @@ def bench_scene(
     variant: Annotated[str, typer.Option(help="Model variant.")] = "test_tiny",
     overlap: Annotated[int, typer.Option(min=0, help="Tile overlap.")] = 64,
     batch_size: Annotated[int, typer.Option(min=1, help="Tiles per inference call.")] = 4,
+    backend: Annotated[str, typer.Option(help="auto (as map), torch or onnxruntime.")] = "auto",
     workdir: Annotated[Path, typer.Option(help="Where the synthetic scenes are generated (reused).")] = Path(
         "/tmp/cloudlulc-bench"
     ),
@@ -63,5 +64,27 @@ def bench_scene(
     """Scenes/hour end to end on a synthetic full-size S2 + S1 scene, with the stage breakdown and peak RSS."""
     from cloudlulc_edge.bench.scene_throughput import benchmark
 
-    paths = benchmark(workdir, size or [5490], variant, overlap, batch_size, out, readme)
+    paths = benchmark(workdir, size or [5490], variant, overlap, batch_size, out, readme, backend)
     Console(stderr=True).print("results: " + ", ".join(map(str, paths)))
+
+
+@bench_app.command("gpu")
+def bench_gpu(
+    out: Annotated[Path, typer.Option(help="Folder for every step's results and the summary.")] = Path(
+        "bench-results/gpu"
+    ),
+    readme: ReadmeOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every step's wiring on any machine (no GPU); measure nothing.")
+    ] = False,
+) -> None:
+    """Every GPU measurement in one call (≈ 7 min): gpu tests, kernels, backends, training step, a scene."""
+    from cloudlulc_edge.bench.gpu_check import gpu_check
+
+    try:
+        _, text, passed = gpu_check(out, readme, dry_run)
+    except RuntimeError as exc:
+        raise usage_error(str(exc)) from exc
+    print(text)
+    if not passed:
+        raise typer.Exit(1)

@@ -34,6 +34,7 @@ def info(
     console.print(f"CUDA device: {about.cuda_device}   triton importable: {about.triton_importable}   "
                   f"kernel mode: {about.kernel_mode}")  # fmt: skip
     console.print(f"backends: torch {about.torch}; {about.onnxruntime}; {about.tensorrt}")
+    console.print(f"--backend auto: {about.auto_backend}", markup=False, highlight=False, soft_wrap=True)
     kernels = Table(title="fused ops")
     kernels.add_column("op")
     kernels.add_column("implementations")

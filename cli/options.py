@@ -5,9 +5,9 @@ Registry — option: meaning (commands that take it):
 * ``--checkpoint``: checkpoint directory, model card + safetensors (map, run, demo, export onnx, info)
 * ``--variant``: registered model variant when no checkpoint is given (map, run, export onnx)
 * ``--allow-untrained``: map with a variant that has no trained weights, tagged untrained (map, run)
-* ``--backend``: torch, onnxruntime or tensorrt (map, run)
+* ``--backend``: auto, torch, onnxruntime or tensorrt (map, run, watch, deploy)
 * ``--model``: ONNX file / export directory (onnxruntime) or engine (tensorrt) (map, run)
-* ``--precision``: graph of an export directory, fp32 / fp16 / int8 (map, run)
+* ``--precision``: graph of an export directory, auto / fp32 / fp16 / int8 (map, run, watch)
 * ``--device``: cpu, cuda or cuda:N (map, run, demo)
 * ``--batch-size``: tiles per inference call (map, run, demo, bench scene)
 * ``--tile``, ``--overlap``, ``--grid-offset``: the tile grid (map, run; overlap also bench scene)
@@ -94,6 +94,7 @@ __all__ = [
 class BackendChoice(str, Enum):
     """``--backend``."""
 
+    auto = "auto"
     torch = "torch"
     onnxruntime = "onnxruntime"
     tensorrt = "tensorrt"
@@ -102,6 +103,7 @@ class BackendChoice(str, Enum):
 class Precision(str, Enum):
     """``--precision``."""
 
+    auto = "auto"
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"
@@ -156,12 +158,19 @@ AllowUntrainedOpt = Annotated[
     bool,
     typer.Option("--allow-untrained", help="Map with a variant that has no trained weights (random weights, tagged)."),
 ]
-BackendOpt = Annotated[BackendChoice, typer.Option(help="Inference backend.")]
+BackendOpt = Annotated[
+    BackendChoice,
+    typer.Option(help="Inference backend; auto: the fastest this machine runs for the model (`info` says which, and "
+                      "why)."),
+]  # fmt: skip
 ModelOpt = Annotated[
     Path | None,
     typer.Option(help="onnxruntime: an ONNX file or an `export onnx` directory; tensorrt: a built model.engine."),
 ]
-PrecisionOpt = Annotated[Precision, typer.Option(help="Graph of an export directory for onnxruntime.")]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(help="Graph of an export directory for onnxruntime; auto: FP16 where it has one, else FP32."),
+]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Tiles per inference call.")]
 TileOpt = Annotated[int, typer.Option(min=16, help="Tile side in pixels (torch; graphs and engines fix their own).")]

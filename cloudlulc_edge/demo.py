@@ -246,10 +246,10 @@ def run_demo(request: DemoRequest, progress: RunProgress | None = None) -> DemoR
         CloudLULCError: Before mapping: no sample data, an unsafe archive, an unwritable folder, a bad
             checkpoint or cloud donor, or no S2 scene among the inputs.
     """
-    from cloudlulc_edge.backends.factory import BackendSpec, open_backend
+    from cloudlulc_edge.backends.factory import BackendSpec
     from cloudlulc_edge.data.cloud_sim import CloudDonor, CloudSimulator
     from cloudlulc_edge.quicklook import render_quicklook
-    from cloudlulc_edge.runner import backend_record, check_output_dir, run_pairs
+    from cloudlulc_edge.runner import backend_record, check_output_dir, resolve_and_open, run_pairs
 
     options = replace(DEMO_OPTIONS, batch_size=request.batch_size)
     check_output_dir(request.output_dir)
@@ -261,14 +261,14 @@ def run_demo(request: DemoRequest, progress: RunProgress | None = None) -> DemoR
     if request.cloud_donor is not None:
         simulator = CloudSimulator(CloudDonor.from_safe(request.cloud_donor))
         pairs += [cloudy_pair(p, simulator, request.cover, request.output_dir / "clouded", options) for p in plan.pairs]
-    spec = BackendSpec("torch", "cloudlulc_edge", request.checkpoint, device=request.device, tile=options.tile)
-    backend = open_backend(spec)
+    spec = BackendSpec("auto", "cloudlulc_edge", request.checkpoint, device=request.device, tile=options.tile)
+    resolved, backend = resolve_and_open(spec)
     maps = request.output_dir / "maps"
     if progress is not None:
         progress.start(len(pairs))
     report, report_path = run_pairs("demo", pairs, backend, maps, options, None,
                                     progress.scene if progress else None, progress.tiles if progress else None,
-                                    plan.skipped, backend_record(spec, backend, "local"))  # fmt: skip
+                                    plan.skipped, backend_record(resolved, backend, "local"))  # fmt: skip
     result = DemoResult(report, report_path, maps)
     by_name = {p.name: p for p in pairs}
     for scene in report.scenes:

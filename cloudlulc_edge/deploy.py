@@ -36,7 +36,7 @@ _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 _MEMORY = re.compile(r"\d+[KMGT]?")
-_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+_BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
 def _text(what: str, value: str) -> str:
@@ -58,7 +58,7 @@ class ScaleOut:
         output: Output directory as the workers see it (shared storage).
         shards: Number of shards N.
         parallelism: Workers running at once.
-        backend: torch, onnxruntime or tensorrt.
+        backend: auto, torch, onnxruntime or tensorrt.
         device: cpu, cuda or cuda:N.
         gpus: GPUs per worker (0: none).
         extra: Further ``run`` arguments (e.g. ``--checkpoint /data/ckpt``), one word each.
@@ -75,7 +75,7 @@ class ScaleOut:
     output: str
     shards: int
     parallelism: int = 4
-    backend: str = "torch"
+    backend: str = "auto"
     device: str = "cuda"
     gpus: int = 1
     extra: tuple[str, ...] = ()

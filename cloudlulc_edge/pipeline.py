@@ -272,21 +272,33 @@ _DONE = object()
 
 
 def _produce(source: Iterator[Any], out: queue.Queue[Any], stop: threading.Event) -> None:
-    """Producer thread: moves items from ``source`` into ``out``; exceptions travel as items."""
+    """Producer thread: moves items from ``source`` into ``out``; exceptions travel as items.
+
+    The run's GDAL options are set again here: rasterio's ``Env`` is per thread, and this thread
+    does the reads (without it, JPEG 2000 decodes on one thread, 4× slower on 2 cores).
+    """
     try:
-        for item in source:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
+        with gdal_env():
+            finished = _move_items(source, out, stop)
     except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
         out.put(exc)
         return
-    out.put(_DONE)
+    if finished:
+        out.put(_DONE)
+
+
+def _move_items(source: Iterator[Any], out: queue.Queue[Any], stop: threading.Event) -> bool:
+    """Puts every item of ``source`` into ``out``; False when ``stop`` was set first."""
+    for item in source:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if stop.is_set():
+            return False
+    return True
 
 
 #: What a pair name must look like to become a file name inside OUTPUT: no separators, no control

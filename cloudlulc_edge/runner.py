@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cloudlulc_edge.backends.base import Backend
-from cloudlulc_edge.backends.factory import BackendSpec, open_backend
+from cloudlulc_edge.backends.factory import BackendSpec, ResolvedBackend, choose_backend, open_resolved
 from cloudlulc_edge.errors import (
     EXIT_ALL_FAILED,
     EXIT_INTERRUPTED,
@@ -67,6 +67,7 @@ __all__ = [
     "backend_record",
     "check_output_dir",
     "parse_shard",
+    "resolve_and_open",
     "run_batch",
     "run_pairs",
     "signals_stop_the_run",
@@ -314,14 +315,29 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
-def backend_record(spec: BackendSpec, backend: Backend | None, executor: Executor,
+def backend_record(spec: BackendSpec | ResolvedBackend, backend: Backend | None, executor: Executor,
                    ray: RayOptions | None = None) -> dict[str, Any]:  # fmt: skip
-    """The report's ``backend`` field: the same keys for every executor."""
+    """The report's ``backend`` field: the same keys for every executor.
+
+    Args:
+        spec: The spec, or what ``auto`` resolved it to (then ``chosen`` says why).
+        backend: The open backend (None where Ray actors open their own).
+        executor: ``local`` or ``ray``.
+        ray: The Ray options of a Ray run.
+    """
+    chosen = spec.reason if isinstance(spec, ResolvedBackend) else None
+    concrete = spec.spec if isinstance(spec, ResolvedBackend) else spec
     identity = asdict(backend.identity) if backend is not None else None
-    spec_fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
-    return {"kind": spec.kind, "executor": executor, "model": identity, "spec": spec_fields,
+    spec_fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(concrete).items()}
+    return {"kind": concrete.kind, "chosen": chosen, "executor": executor, "model": identity, "spec": spec_fields,
             "actors": ray.actors if ray is not None else None,
             "gpus_per_actor": ray.gpus_per_actor if ray is not None else None}  # fmt: skip
+
+
+def resolve_and_open(spec: BackendSpec) -> tuple[ResolvedBackend, Backend]:
+    """`choose_backend` then `open_resolved` (the caller logs ``resolved.reason`` once its run has started)."""
+    resolved = choose_backend(spec)
+    return resolved, open_resolved(resolved)
 
 
 def _plan(request: RunRequest) -> Plan:
@@ -380,7 +396,8 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
     """
     # A missing extra, absent device, bad tile or model fails before the folder is scanned. Ray
     # actors open their own backend (the driver may have no GPU), except for a dry run.
-    backend = open_backend(request.backend) if request.executor == "local" or request.dry_run else None
+    resolved, backend = resolve_and_open(request.backend) if request.executor == "local" or request.dry_run else \
+        (None, None)  # fmt: skip
     plan = _plan(request)
     pairs = plan.shard(*request.shard) if request.shard else list(plan.pairs)
     options = _options(request, plan)
@@ -405,10 +422,12 @@ def run_batch(request: RunRequest, progress: RunProgress | None = None) -> RunRe
         return RunResult(plan, pairs, report, path)
     if progress is not None:
         progress.start(len(pairs))
+    if resolved is not None and request.backend.kind == "auto":
+        log.info("backend %s", resolved.reason)
     with signals_stop_the_run():
         report, path = run_pairs(request.command, pairs, backend, request.output_dir, options, request.shard,
                                  progress.scene if progress else None, progress.tiles if progress else None,
-                                 plan.skipped, backend_record(request.backend, backend, "local"),
+                                 plan.skipped, backend_record(resolved or request.backend, backend, "local"),
                                  _plan_info(request, plan))  # fmt: skip
     return RunResult(plan, pairs, report, path)
 

@@ -48,6 +48,8 @@ class SystemInfo:
         onnxruntime: onnxruntime version and providers, or why it is missing.
         tensorrt: TensorRT version, or why it is missing.
         kernels: Fused op → its implementations.
+        auto_backend: What ``--backend auto`` runs for the packaged default model at 512² tiles on
+            this machine's device, and why (`backends.factory.choose_backend`; nothing is built).
         variants: The registered variants.
         card: A checkpoint's model card, if one was asked for.
     """
@@ -61,6 +63,7 @@ class SystemInfo:
     onnxruntime: str
     tensorrt: str
     kernels: dict[str, list[str]]
+    auto_backend: str = ""
     variants: list[VariantInfo] = field(default_factory=list)
     card: dict[str, Any] | None = None
 
@@ -100,16 +103,28 @@ def system_info(build_models: bool = True, checkpoint: str | Path | None = None)
         onnxruntime=_onnxruntime(),
         tensorrt=_tensorrt(),
         kernels=available_implementations(),
+        auto_backend=_auto_backend("cuda" if torch.cuda.is_available() else "cpu"),
         variants=variants,
         card=read_card(checkpoint).to_dict() if checkpoint is not None else None,
     )
+
+
+def _auto_backend(device: str) -> str:
+    from cloudlulc_edge.backends.factory import BackendSpec, choose_backend
+    from cloudlulc_edge.errors import CloudLULCError
+
+    try:
+        resolved = choose_backend(BackendSpec(device=device), build=False)
+    except CloudLULCError as exc:
+        return f"auto cannot run the default model here: {exc}"
+    return f"{resolved.spec.kind} on {device} — {resolved.reason}"
 
 
 def _onnxruntime() -> str:
     try:
         import onnxruntime as ort
     except ImportError:
-        return "onnxruntime not installed (export extra)"
+        return "onnxruntime not installed (pip install onnxruntime)"
     providers = ", ".join(p.removesuffix("ExecutionProvider") for p in ort.get_available_providers())
     return f"onnxruntime {ort.__version__} ({providers})"
 

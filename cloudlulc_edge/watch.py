@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cloudlulc_edge.backends.base import Backend
-from cloudlulc_edge.backends.factory import BackendSpec, open_backend
+from cloudlulc_edge.backends.factory import BackendSpec
 from cloudlulc_edge.errors import CloudLULCError, OptionsError, OutputError
 from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.archive import SafeArchive
@@ -59,7 +59,13 @@ from cloudlulc_edge.pipeline import (
     map_settings,
     output_path,
 )
-from cloudlulc_edge.runner import RunReport, backend_record, check_output_dir, signals_stop_the_run
+from cloudlulc_edge.runner import (
+    RunReport,
+    backend_record,
+    check_output_dir,
+    resolve_and_open,
+    signals_stop_the_run,
+)
 from cloudlulc_edge.writer import read_map_settings
 
 __all__ = ["WatchProgress", "WatchRequest", "WatchResult", "fingerprint", "format_incomplete", "watch_directory"]
@@ -416,7 +422,7 @@ def watch_directory(request: WatchRequest, progress: WatchProgress | None = None
     """
     if not request.input_dir.is_dir():
         raise CloudLULCError("input is not a directory", request.input_dir)
-    backend = open_backend(request.backend)
+    resolved, backend = resolve_and_open(request.backend)
     options = request.options.with_tile(backend.identity.tile or request.options.tile)
     check_output_dir(request.output_dir)
     request = replace(request, options=options)
@@ -424,6 +430,8 @@ def watch_directory(request: WatchRequest, progress: WatchProgress | None = None
     wake = threading.Event()
     kind, observer = _start_observer(request, wake)
     watcher._emit("watch_start", input_dir=str(request.input_dir), observer=kind, settle_s=request.settle_s)
+    if request.backend.kind == "auto":
+        log.info("backend %s", resolved.reason)
     log.info("watching %s (%s, rescan every %g s, settle %g s)", request.input_dir, kind, request.poll_s,
              request.settle_s)  # fmt: skip
     try:
@@ -446,7 +454,7 @@ def watch_directory(request: WatchRequest, progress: WatchProgress | None = None
             observer.stop()
             observer.join(timeout=10)
     watcher.write_status("stopped")
-    report = RunReport("watch", watcher.started, backend=backend_record(request.backend, backend, "local"),
+    report = RunReport("watch", watcher.started, backend=backend_record(resolved, backend, "local"),
                        options=options.to_dict(), scenes=watcher.reports,
                        inputs_skipped=[{"path": s.path, "reason": s.reason} for s in watcher.skipped])  # fmt: skip
     report.finished = _now()

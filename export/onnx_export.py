@@ -44,6 +44,7 @@ __all__ = [
     "export_onnx",
     "input_shapes",
     "validate_onnx",
+    "with_spectral",
 ]
 
 OnnxFlavour = Literal["standard", "plugin"]
@@ -89,7 +90,7 @@ class DeployModel(nn.Module):
         return logits
 
 
-def _with_spectral(model: nn.Module, spectral: SpectralImpl | None) -> nn.Module:
+def with_spectral(model: nn.Module, spectral: SpectralImpl | None) -> nn.Module:
     """A copy of ``model`` whose SHOI spectral terms use ``spectral`` (None: keep the model's)."""
     if spectral is None:
         return model
@@ -141,7 +142,7 @@ def export_onnx(
     if tile % multiple or tile <= 0:
         raise ExportError(f"tile must be a positive multiple of {multiple} for this model, got {tile}", path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deploy = DeployModel(_with_spectral(model, spectral)).eval()
+    deploy = DeployModel(with_spectral(model, spectral)).eval()
     batch = Dim("batch", min=1, max=max(max_batch, 2))  # the traced example has 2 tiles
     translation = None
     if flavour == "plugin":

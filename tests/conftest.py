@@ -22,6 +22,20 @@ import torch
 from cloudlulc_edge.kernels import set_kernels
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _graph_cache(tmp_path_factory):
+    """``--backend auto``'s graph cache in a folder of this run (also for the CLI subprocesses), never ~/.cache."""
+    from cloudlulc_edge.export.graph_cache import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("graph-cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_reset_kernels():
     torch.manual_seed(0)

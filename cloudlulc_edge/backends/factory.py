@@ -1,5 +1,13 @@
 """The backend factory: a `BackendSpec` (what runs, where) → an open `Backend`.
 
+``auto`` (the default) is resolved by `choose_backend` into the fastest backend this machine can
+run for the model, and says why: a TensorRT engine of the model built on this machine; else
+onnxruntime (CUDA provider on a GPU, CPU provider otherwise) with the model's FP16 graph, or its
+FP32 graph where there is no FP16 one (`export.graph_cache`: carried by the checkpoint, or built
+once into the cache); else torch (Triton kernels on CUDA where triton is installed). Untrained
+weights always run in torch. The order comes from measurements (docs/performance.md, "Which
+backend auto picks").
+
 The torch backend takes its model from `cloudlulc_edge.models.loading.load_model` (a checkpoint,
 the variant's packaged weights, or untrained weights when asked for); the onnxruntime and
 TensorRT backends take an export (`cloudlulc_edge.export.bundle`): their identity comes from the
@@ -8,6 +16,7 @@ export's verified manifest, never from the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 from dataclasses import dataclass
@@ -16,12 +25,23 @@ from typing import Literal
 
 from cloudlulc_edge.backends.base import Backend
 from cloudlulc_edge.errors import CloudLULCError, OptionsError
-from cloudlulc_edge.models.loading import ModelIdentity, load_model
+from cloudlulc_edge.models.loading import LoadedModel, ModelIdentity, load_model
 
-__all__ = ["BACKEND_KINDS", "BackendKind", "BackendSpec", "check_spec", "export_identity", "open_backend"]
+__all__ = [
+    "BACKEND_KINDS",
+    "BackendKind",
+    "BackendSpec",
+    "ResolvedBackend",
+    "check_spec",
+    "choose_backend",
+    "export_identity",
+    "open_backend",
+    "open_resolved",
+]
 
-BackendKind = Literal["torch", "onnxruntime", "tensorrt"]
-BACKEND_KINDS: tuple[BackendKind, ...] = ("torch", "onnxruntime", "tensorrt")
+BackendKind = Literal["auto", "torch", "onnxruntime", "tensorrt"]
+BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
+_ENGINE_SUFFIXES = (".engine", ".plan")
 #: How far above an engine file its export directory may lie (``EXPORT/engines/<key>/model.engine``).
 _ENGINE_DEPTH = 3
 
@@ -31,21 +51,23 @@ class BackendSpec:
     """Which model runs, where.
 
     Attributes:
-        kind: ``torch``, ``onnxruntime`` or ``tensorrt``.
-        variant: Registered variant (torch without a checkpoint: its packaged default checkpoint).
-        checkpoint: Checkpoint directory (torch).
-        model: ONNX file or export directory (onnxruntime), engine file (tensorrt).
-        precision: Graph of an export directory to run (onnxruntime): fp32, fp16 or int8.
+        kind: ``auto`` (`choose_backend`), ``torch``, ``onnxruntime`` or ``tensorrt``.
+        variant: Registered variant (without a checkpoint: its packaged default checkpoint).
+        checkpoint: Checkpoint directory (torch, auto).
+        model: ONNX file or export directory (onnxruntime), engine file (tensorrt); with ``auto``
+            it decides the backend (an engine file → tensorrt, else onnxruntime).
+        precision: Graph of an export directory to run (onnxruntime): ``auto`` (FP16 where the
+            export has it, else FP32), fp32, fp16 or int8.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         tile: Tile side (torch; the graph or engine fixes it for the others).
         allow_untrained: Run a variant without trained weights (torch), tagged ``untrained``.
     """
 
-    kind: BackendKind = "torch"
+    kind: BackendKind = "auto"
     variant: str = "cloudlulc_edge"
     checkpoint: Path | None = None
     model: Path | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     device: str = "cpu"
     tile: int = 512
     allow_untrained: bool = False
@@ -53,7 +75,7 @@ class BackendSpec:
 
 #: Module each backend needs and the install line that provides it.
 _BACKEND_NEEDS = {
-    "onnxruntime": ("onnxruntime", "pip install 'cloudlulc-edge[export]' (or onnxruntime-gpu on a CUDA machine)"),
+    "onnxruntime": ("onnxruntime", "pip install onnxruntime (or onnxruntime-gpu on a CUDA machine)"),
     "tensorrt": ("tensorrt", "pip install 'cloudlulc-edge[tensorrt]' (on Jetson TensorRT comes with JetPack)"),
 }
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
@@ -73,12 +95,14 @@ def check_spec(spec: BackendSpec) -> None:
     if not _DEVICE.fullmatch(spec.device):
         raise OptionsError(f"--device must be cpu, cuda or cuda:N, got {spec.device!r}")
     module, install = _BACKEND_NEEDS.get(spec.kind, ("torch", ""))
-    if spec.kind != "torch" and importlib.util.find_spec(module) is None:
+    if spec.kind not in ("torch", "auto") and importlib.util.find_spec(module) is None:
         raise OptionsError(f"--backend {spec.kind} needs the {module} package, which is not installed: {install}")
     if spec.kind == "tensorrt" and spec.device == "cpu":
         raise OptionsError("--backend tensorrt runs on a CUDA GPU; pass --device cuda, or use onnxruntime on the CPU")
     if spec.device == "cpu":
         return
+    if spec.kind == "auto":
+        return  # auto runs what this machine has; `choose_backend` checks the device it picks for
     if spec.kind == "onnxruntime":
         import onnxruntime as ort
 
@@ -123,8 +147,118 @@ def export_identity(path: Path, tile: int) -> ModelIdentity:
     return ModelIdentity("unknown", "unknown", "unknown", tile)
 
 
+@dataclass(frozen=True)
+class ResolvedBackend:
+    """What ``auto`` picked.
+
+    Attributes:
+        spec: The concrete spec (kind torch, onnxruntime or tensorrt).
+        reason: Why, in one line (for ``info``, the run report and the log).
+        loaded: The model, when choosing had to load it (reused by `open_backend`).
+    """
+
+    spec: BackendSpec
+    reason: str
+    loaded: LoadedModel | None = dataclasses.field(default=None, compare=False, repr=False)
+
+
+def _check_tile(loaded: LoadedModel, tile: int) -> None:
+    multiple = loaded.model.requires_divisible_input_shape
+    if tile % multiple:
+        below, above = tile // multiple * multiple, -(-tile // multiple) * multiple
+        raise OptionsError(f"--tile {tile} is not a multiple of {multiple} (the {loaded.identity.name} "
+                           f"model's grid); use {below} or {above}")  # fmt: skip
+
+
+def _auto_precision(export_dir: Path, asked: str) -> str:
+    """The graph to run from an export directory: the one asked for, or with ``auto`` the fastest present."""
+    from cloudlulc_edge.export.graph_cache import AUTO_PRECISIONS, graph_precisions
+
+    if asked != "auto":
+        return asked
+    present = graph_precisions(export_dir)
+    return next((p for p in AUTO_PRECISIONS if p in present), "fp32")
+
+
+def _engine_here(export_dir: Path) -> Path | None:
+    """An engine under ``export_dir/engines/`` that was built for this machine, if TensorRT is installed."""
+    if importlib.util.find_spec("tensorrt") is None or not (export_dir / "engines").is_dir():
+        return None
+    from cloudlulc_edge.export.engine_builder import check_engine_here
+
+    for engine in sorted((export_dir / "engines").glob("*/model.engine")):
+        try:
+            check_engine_here(engine)
+        except CloudLULCError:
+            continue
+        return engine
+    return None
+
+
+def choose_backend(spec: BackendSpec, build: bool = True) -> ResolvedBackend:
+    """Resolves ``--backend auto`` into the backend that runs the model fastest here (module docstring).
+
+    Args:
+        spec: Any spec; a concrete kind is returned as it is.
+        build: Build the model's ONNX graphs into the cache when it has none (``info`` only looks:
+            the spec then names the cache entry still to be built).
+
+    Returns:
+        The concrete spec and why it was picked.
+
+    Raises:
+        OptionsError: A bad device or a tile the model cannot take.
+        CloudLULCError: A bad checkpoint or unknown variant, an untrained variant without
+            ``allow_untrained``, or a graph export that fails.
+    """
+    if spec.kind != "auto":
+        return ResolvedBackend(spec, f"--backend {spec.kind}")
+    check_spec(spec)
+
+    def pick(kind: BackendKind, reason: str, loaded: LoadedModel | None = None, **changes: object) -> ResolvedBackend:
+        return ResolvedBackend(dataclasses.replace(spec, kind=kind, **changes), f"auto: {reason}", loaded)  # type: ignore[arg-type]
+
+    if spec.model is not None:
+        if spec.model.suffix in _ENGINE_SUFFIXES:
+            return pick("tensorrt", f"--model {spec.model.name} is a TensorRT engine")
+        return pick("onnxruntime", f"--model {spec.model.name} is an ONNX graph or export")
+    loaded = load_model(spec.variant, spec.checkpoint, spec.tile, spec.allow_untrained)
+    _check_tile(loaded, spec.tile)
+    on_gpu = spec.device != "cpu"
+    torch_reason = "Triton kernels where triton is installed" if on_gpu else "CPU"
+    if not loaded.identity.trained:
+        return pick("torch", f"untrained weights run in PyTorch ({torch_reason}); they are never exported", loaded)
+    if importlib.util.find_spec("onnxruntime") is None:
+        return pick("torch", f"onnxruntime is not installed; PyTorch ({torch_reason})", loaded)
+    import onnxruntime as ort
+
+    if on_gpu and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return pick("torch", f"this onnxruntime has no CUDA provider; PyTorch on {spec.device} ({torch_reason})",
+                    loaded)  # fmt: skip
+    from cloudlulc_edge.export.graph_cache import cache_root, cached_graph_key, can_build_graphs, graph_dir
+
+    folder = graph_dir(loaded, spec.tile, build)
+    if folder is None and not can_build_graphs():
+        return pick("torch", f"no ONNX graph of this model at {spec.tile}² tiles and this install cannot export one "
+                    f"(needs onnx and onnxscript); PyTorch ({torch_reason})", loaded)  # fmt: skip
+    if folder is None:  # only looking: the entry `open_backend` will build
+        entry = cache_root() / "onnx" / cached_graph_key(loaded.identity.sha256, spec.tile)
+        return pick("onnxruntime", f"its ONNX graphs at {spec.tile}² tiles are built on first use into {entry}",
+                    loaded, model=entry)  # fmt: skip
+    engine = _engine_here(folder) if on_gpu else None
+    if engine is not None:
+        return pick("tensorrt", f"TensorRT engine {engine} was built on this machine for this model", loaded,
+                    model=engine)  # fmt: skip
+    precision = _auto_precision(folder, spec.precision)
+    provider = f"CUDA provider on {spec.device}" if on_gpu else "CPU provider"
+    where = "carried by the checkpoint" if loaded.checkpoint is not None and folder.parent == loaded.checkpoint else \
+        "cached"  # fmt: skip
+    return pick("onnxruntime", f"onnxruntime ({provider}) with the {precision.upper()} graph {where} in {folder}",
+                loaded, model=folder, precision=precision)  # fmt: skip
+
+
 def open_backend(spec: BackendSpec) -> Backend:
-    """Builds the backend a spec names.
+    """Builds the backend a spec names (``auto``: the one `choose_backend` picks).
 
     Raises:
         OptionsError: The spec cannot run here (`check_spec`) or the tile does not fit the model.
@@ -132,23 +266,30 @@ def open_backend(spec: BackendSpec) -> Backend:
             names the file), an unknown variant, or an untrained variant without
             ``allow_untrained`` (`UntrainedModelError`).
     """
+    return open_resolved(choose_backend(spec))
+
+
+def open_resolved(resolved: ResolvedBackend) -> Backend:
+    """Builds the backend of a concrete spec (`choose_backend`'s result), reusing the model it loaded.
+
+    Raises:
+        See `open_backend`.
+    """
+    spec = resolved.spec
     check_spec(spec)
     if spec.kind == "torch":
         from cloudlulc_edge.backends.torch_backend import TorchBackend
 
-        loaded = load_model(spec.variant, spec.checkpoint, spec.tile, spec.allow_untrained)
-        multiple = loaded.model.requires_divisible_input_shape
-        if spec.tile % multiple:
-            below, above = spec.tile // multiple * multiple, -(-spec.tile // multiple) * multiple
-            raise OptionsError(f"--tile {spec.tile} is not a multiple of {multiple} (the {loaded.identity.name} "
-                               f"model's grid); use {below} or {above}")  # fmt: skip
+        loaded = resolved.loaded or load_model(spec.variant, spec.checkpoint, spec.tile, spec.allow_untrained)
+        _check_tile(loaded, spec.tile)
         return TorchBackend(loaded.model, loaded.identity, spec.device)
     if spec.model is None:
         raise CloudLULCError(f"the {spec.kind} backend needs --model (an ONNX file / export directory, or an engine)")
     if spec.kind == "onnxruntime":
         from cloudlulc_edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        path = spec.model / f"model_{spec.precision}.onnx" if spec.model.is_dir() else spec.model
+        precision = _auto_precision(spec.model, spec.precision) if spec.model.is_dir() else spec.precision
+        path = spec.model / f"model_{precision}.onnx" if spec.model.is_dir() else spec.model
         ort_backend = OnnxRuntimeBackend(path, export_identity(spec.model, 0), spec.device)
         ort_backend.identity = export_identity(spec.model, ort_backend.tile)
         return ort_backend

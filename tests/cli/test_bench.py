@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cloudlulc_edge.cli import app
@@ -27,6 +28,11 @@ def test_bench_model_writes_results(tmp_path):
     }  # fmt: skip
     for row in data["rows"]:
         assert 0 < row["p50"] <= row["p90"] <= row["p99"] and row["tiles_per_s"] > 0
+        assert row["gflop_per_tile"] > 0
+        assert row["gflops_per_s"] == pytest.approx(row["tiles_per_s"] * row["gflop_per_tile"], rel=0.02, abs=0.2)
+        assert 0 < row["pct_of_sgemm"] <= 105 and 0 < row["pct_of_flags_bound"]
+    peak = data["cpu_peak"]
+    assert peak["sgemm_gflops"] > 0 and peak["flags_bound"]["gflops"] >= peak["sgemm_gflops"] * 0.9
     assert {"cpu", "torch", "python", "cuda"} <= set(data["environment"])
     assert "not GPU performance" in data["timer"]
     assert "| backend | precision | batch |" in (tmp_path / "bench_model.md").read_text()
@@ -48,3 +54,44 @@ def test_bench_scene_writes_results(tmp_path):
 def test_bench_rejects_unknown_backends(tmp_path):
     result = CliRunner().invoke(app, ["bench", "model", "--backend", "tpu", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown backend" in result.output
+
+
+def test_a_rate_above_the_measured_peak_is_refused():
+    from cloudlulc_edge.bench.cpu_peak import flags_peak_gflops
+    from cloudlulc_edge.bench.model_latency import PeakExceededError, check_rates
+
+    peak = {"sgemm_gflops": 166.0}
+    honest = {"backend": "onnxruntime CPU", "precision": "fp32", "batch": 8, "gflops_per_s": 88.0}
+    check_rates([honest], peak)
+    # The table published on 2026-11-24: 8.78 tiles/s × 24.2 GFLOP on a CPU whose SGEMM reached 166 GFLOP/s.
+    forged = {**honest, "gflops_per_s": round(8.78 * 24.2, 1)}
+    with pytest.raises(PeakExceededError, match=r"212\.5 GFLOP/s"):
+        check_rates([honest, forged], peak)
+    # Zen 3 (AVX2, 2 FMA pipes) at 2.9 GHz: 8 lanes × 2 × 2 × 2 cores × 2.9 = 185.6; AVX-512 doubles the lanes.
+    assert flags_peak_gflops({"avx2", "fma"}, 2, 2.9)["gflops"] == pytest.approx(185.6)
+    assert flags_peak_gflops({"avx2", "fma", "avx512f"}, 2, 2.9)["lanes"] == 16
+
+
+def test_bench_gpu_dry_run_checks_every_steps_wiring(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "gpu", "--dry-run", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["dry_run"] is True
+    assert [r["step"] for r in summary["steps"]] == ["gpu_tests", "kernels", "backends", "train_step", "scene"]
+    assert "gpu test(s)" in summary["steps"][0]["check"] and int(summary["steps"][0]["check"].split()[1]) > 0
+    assert sum(r["budget_s"] for r in summary["steps"]) <= 480
+
+
+def test_bench_gpu_dry_run_refuses_a_step_whose_arguments_do_not_parse(tmp_path):
+    from cloudlulc_edge.bench.gpu_check import Step, check_wiring
+
+    with pytest.raises(SystemExit):
+        check_wiring([Step("kernels", "kernel_latency", ("--batches", "eight"), 10)], tmp_path)
+    with pytest.raises(RuntimeError, match="over the 480 s"):
+        check_wiring([Step("kernels", "kernel_latency", (), 500)], tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine runs the real check instead")
+def test_bench_gpu_without_a_gpu_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "gpu", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no CUDA device" in result.output
