@@ -155,6 +155,17 @@ class TileBatch:
     def __len__(self) -> int:
         return len(self.tops)
 
+    def select(self, part: slice) -> TileBatch:
+        """The tiles ``part`` of this batch (views, no copies)."""
+        return TileBatch(
+            s2=self.s2[part],
+            s2_valid=self.s2_valid[part],
+            s1=self.s1[part] if self.s1 is not None else None,
+            s1_valid=self.s1_valid[part] if self.s1_valid is not None else None,
+            tops=self.tops[part],
+            lefts=self.lefts[part],
+        )
+
     def model_inputs(self) -> dict[str, npt.NDArray[np.float32]]:
         """The four inputs of the model's forward and of every exported graph (ONNX, TensorRT).
 

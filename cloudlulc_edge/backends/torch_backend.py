@@ -1,4 +1,10 @@
-"""PyTorch backend: a CloudLULC-Net on CPU or CUDA, optionally under fp16/bf16 autocast."""
+"""PyTorch backend: a CloudLULC-Net on CPU or CUDA, optionally under fp16/bf16 autocast.
+
+On the CPU a batch runs one tile per forward (`CPU_TILES_PER_RUN`): the activations of one 512²
+tile stay in memory the allocator already holds, where four tiles at once fault in fresh pages
+for every call. Measured on the packaged model (2-core AMD EPYC, 2026-12-01): 250 ms per tile at
+one tile per forward, 273 at two, 367 at four, with 0.7 / 0.9 / 1.3 GiB peak RSS.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ from cloudlulc_edge.contract import NUM_CLASSES
 from cloudlulc_edge.models.loading import ModelIdentity
 from cloudlulc_edge.tiling import TileBatch
 
-__all__ = ["TorchBackend"]
+__all__ = ["CPU_TILES_PER_RUN", "TorchBackend"]
+
+#: Tiles per forward on the CPU (module docstring).
+CPU_TILES_PER_RUN = 1
 
 
 class TorchBackend:
@@ -43,6 +52,7 @@ class TorchBackend:
         self.runtime = "torch " + (
             f"autocast {str(autocast_dtype).removeprefix('torch.')}" if autocast_dtype else "fp32"
         )
+        self.tiles_per_run = CPU_TILES_PER_RUN if self.device.type == "cpu" else None
 
     def _tensor(self, array: npt.NDArray[np.generic]) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(array))
@@ -50,9 +60,16 @@ class TorchBackend:
             t = t.pin_memory().to(self.device, non_blocking=True)
         return t
 
-    @torch.inference_mode()
     def predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
-        """Returns (B, K, t, t) float32 softmax probabilities."""
+        """Returns (B, K, t, t) float32 softmax probabilities, `tiles_per_run` tiles per forward."""
+        total = len(batch.s2)
+        step = self.tiles_per_run or total
+        if step >= total:
+            return self._predict(batch)
+        return np.concatenate([self._predict(batch.select(slice(i, i + step))) for i in range(0, total, step)])
+
+    @torch.inference_mode()
+    def _predict(self, batch: TileBatch) -> npt.NDArray[np.float32]:
         s2 = self._tensor(batch.s2)
         s2_valid = self._tensor(batch.s2_valid[:, None].astype(np.float32))
         s1 = self._tensor(batch.s1) if batch.s1 is not None else None

@@ -148,3 +148,20 @@ def test_two_processes_building_one_entry_leave_one_intact_entry(tmp_path):
     entries = list((tmp_path / "onnx").iterdir())
     assert [e.name for e in entries] == [os.path.basename(outputs[0])]
     read_manifest(entries[0])
+
+
+def test_torch_on_the_cpu_runs_one_tile_per_forward_with_the_same_result():
+    from cloudlulc_edge.backends.torch_backend import CPU_TILES_PER_RUN, TorchBackend
+    from cloudlulc_edge.models import create_model
+    from cloudlulc_edge.models.loading import ModelIdentity
+    from cloudlulc_edge.tiling import TileBatch
+
+    backend = TorchBackend(create_model("test_tiny").eval(), ModelIdentity("test_tiny", "untrained", "untrained", 32))
+    assert backend.tiles_per_run == CPU_TILES_PER_RUN == 1
+    rng = np.random.default_rng(1)
+    batch = TileBatch(rng.random((3, 12, 32, 32), dtype=np.float32), np.ones((3, 32, 32), bool),
+                      rng.random((3, 2, 32, 32), dtype=np.float32), np.ones((3, 32, 32), bool), [0, 0, 0], [0, 32, 64])  # fmt: skip
+    one_by_one = backend.predict(batch)
+    backend.tiles_per_run = None
+    np.testing.assert_allclose(one_by_one, backend.predict(batch), atol=1e-5)
+    assert one_by_one.shape == (3, 6, 32, 32)

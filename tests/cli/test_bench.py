@@ -30,9 +30,10 @@ def test_bench_model_writes_results(tmp_path):
         assert 0 < row["p50"] <= row["p90"] <= row["p99"] and row["tiles_per_s"] > 0
         assert row["gflop_per_tile"] > 0
         assert row["gflops_per_s"] == pytest.approx(row["tiles_per_s"] * row["gflop_per_tile"], rel=0.02, abs=0.2)
-        assert 0 < row["pct_of_sgemm"] <= 105 and 0 < row["pct_of_flags_bound"]
+        assert 0 < row["pct_of_peak"] <= 100
     peak = data["cpu_peak"]
-    assert peak["sgemm_gflops"] > 0 and peak["flags_bound"]["gflops"] >= peak["sgemm_gflops"] * 0.9
+    assert peak["sgemm_gflops"] == max(v for v in peak["sgemm"].values() if v is not None) > 0
+    assert peak["flags_nominal"]["gflops"] > 0
     assert {"cpu", "torch", "python", "cuda"} <= set(data["environment"])
     assert "not GPU performance" in data["timer"]
     assert "| backend | precision | batch |" in (tmp_path / "bench_model.md").read_text()
@@ -60,13 +61,12 @@ def test_a_rate_above_the_measured_peak_is_refused():
     from cloudlulc_edge.bench.cpu_peak import flags_peak_gflops
     from cloudlulc_edge.bench.model_latency import PeakExceededError, check_rates
 
-    peak = {"sgemm_gflops": 166.0}
-    honest = {"backend": "onnxruntime CPU", "precision": "fp32", "batch": 8, "gflops_per_s": 88.0}
-    check_rates([honest], peak)
-    # The table published on 2026-11-24: 8.78 tiles/s × 24.2 GFLOP on a CPU whose SGEMM reached 166 GFLOP/s.
-    forged = {**honest, "gflops_per_s": round(8.78 * 24.2, 1)}
+    # The 2026-11-24 table's 8.78 tiles/s × 24.2 GFLOP: honest against this CPU's MLAS SGEMM (449 GFLOP/s),
+    # impossible against a peak of 166 (what torch's MKL reached on the machine the issue measured).
+    row = {"backend": "onnxruntime CPU", "precision": "fp32", "batch": 8, "gflops_per_s": round(8.78 * 24.2, 1)}
+    check_rates([row], {"sgemm_gflops": 449.0})
     with pytest.raises(PeakExceededError, match=r"212\.5 GFLOP/s"):
-        check_rates([honest, forged], peak)
+        check_rates([row], {"sgemm_gflops": 166.0})
     # Zen 3 (AVX2, 2 FMA pipes) at 2.9 GHz: 8 lanes × 2 × 2 × 2 cores × 2.9 = 185.6; AVX-512 doubles the lanes.
     assert flags_peak_gflops({"avx2", "fma"}, 2, 2.9)["gflops"] == pytest.approx(185.6)
     assert flags_peak_gflops({"avx2", "fma", "avx512f"}, 2, 2.9)["lanes"] == 16
