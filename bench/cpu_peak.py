@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +58,22 @@ def flags_peak_gflops(flags: set[str], cores: int, clock_ghz: float) -> dict[str
             "gflops": round(gflops, 1)}  # fmt: skip
 
 
-def sgemm_gflops(n: int = 4096, repeats: int = 5) -> float:
-    """Best FP32 GFLOP/s of ``torch.mm`` on two n×n matrices (2n³ FLOPs per call)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def _best_gflops(call: Callable[[], object], flops: float, repeats: int) -> float:
+    """GFLOP/s of the fastest of ``repeats`` calls after 2 warm-up calls."""
     for _ in range(2):
-        torch.mm(a, b)
+        call()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        torch.mm(a, b)
+        call()
         best = min(best, time.perf_counter() - start)
-    return round(2 * n**3 / best / 1e9, 1)
+    return round(flops / best / 1e9, 1)
+
+
+def sgemm_gflops(n: int = 4096, repeats: int = 5) -> float:
+    """Best FP32 GFLOP/s of ``torch.mm`` on two n×n matrices (2n³ FLOPs per call)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return _best_gflops(lambda: torch.mm(a, b), 2 * n**3, repeats)
 
 
 def onnxruntime_sgemm_gflops(n: int = 4096, repeats: int = 5) -> float | None:
@@ -84,14 +90,7 @@ def onnxruntime_sgemm_gflops(n: int = 4096, repeats: int = 5) -> float | None:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {"a": rng.random((n, n), dtype=np.float32), "b": rng.random((n, n), dtype=np.float32)}
-    for _ in range(2):
-        session.run(None, feeds)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feeds)
-        best = min(best, time.perf_counter() - start)
-    return round(2 * n**3 / best / 1e9, 1)
+    return _best_gflops(lambda: session.run(None, feeds), 2 * n**3, repeats)
 
 
 def cpu_peak() -> dict[str, Any]:
