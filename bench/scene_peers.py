@@ -16,7 +16,8 @@ the CPU torch 2.13 pinned, PyPI's torchvision 0.28 wheel does not load against i
 (``operator torchvision::nms does not exist``); its CPU wheel lives on download.pytorch.org, which
 this machine cannot reach.
 
-Agreement is the share of valid pixels where a peer's class equals ours.
+Agreement is the share of valid pixels where a peer's class equals ours. Results:
+``bench/results/scene_peers.{json,md,png}`` (the environment is in the JSON).
 
     python -m cloudlulc_edge.bench.scene_peers --sizes 2745 5490 [--readme docs/performance.md]
 """
@@ -191,6 +192,32 @@ def render(result: dict[str, Any]) -> str:
             f"overlap {result['overlap']}, batch {result['batch']}. CPU figures, not GPU performance.\n")  # fmt: skip
 
 
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """Wall time and peak RSS per route and scene size, side by side (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    sizes = sorted({r["size"] for r in rows})
+    routes = list(dict.fromkeys(r["route"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    width = 0.8 / len(routes)
+    for ax, key, label in ((axes[0], "wall_s", "wall s"), (axes[1], "peak_rss_mib", "peak RSS MiB")):
+        for i, route in enumerate(routes):
+            values = [next((r[key] for r in rows if r["route"] == route and r["size"] == n), 0) for n in sizes]
+            ax.bar([j + i * width for j in range(len(sizes))], values, width, label=route)
+        ax.set_xticks([j + width * (len(routes) - 1) / 2 for j in range(len(sizes))], [f"{n}²" for n in sizes])
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("cloudlulc-edge map vs peers (same weights, tiles, overlap; CPU)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of this benchmark."""
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -210,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(_run_one(args.run_one, args.scene, args.workdir)))
         return
     result = run_peers(args.workdir, args.sizes, tuple(args.routes))
-    publish("scene_peers", result, render(result), args.readme, "scene-peers")
+    path = publish("scene_peers", result, render(result), args.readme, "scene-peers")
+    plot(result, path.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudlulc_edge.bench.scene_peers import render, run_peers
+from cloudlulc_edge.bench.scene_peers import plot, render, run_peers
 
 
 def test_peers_map_the_same_scene_and_agree(tmp_path):
@@ -19,3 +19,5 @@ def test_peers_map_the_same_scene_and_agree(tmp_path):
     # Same weights, tiles and stride: the maps differ only at resampling and blending edges.
     assert rows["naive"]["agreement_pct"] >= 95.0
     assert "| 600² | naive |" in render(result)
+    pytest.importorskip("matplotlib", reason="PNG plots need the 'bench' extra")
+    assert plot(result, tmp_path / "peers.png").read_bytes().startswith(b"\x89PNG")
