@@ -54,11 +54,21 @@ def export_onnx_command(
         SpectralChoice, typer.Option(help="SHOI spectral term: matmul (all TensorRT) or fft (≥ 11.2).")
     ] = SpectralChoice.matmul,
     allow_untrained: AllowUntrainedOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show ModelOpt's per-node progress lines (≈ 150 per graph).")
+    ] = False,
 ) -> None:
     """Write model_{fp32,fp16,int8}.onnx, the plugin graph with its PTX, and manifest.json."""
+    import logging
+
     from cloudlulc_edge.errors import CloudLULCError
     from cloudlulc_edge.export.bundle import ExportOptions, ExportRequest, export_request
 
+    if precision and Precision.auto in precision:
+        raise usage_error("--precision auto chooses among an export's graphs when mapping; here name fp32, fp16 "
+                          "or int8")  # fmt: skip
+    if verbose:  # `export.precision.modelopt_logs` lets ModelOpt's INFO lines through at DEBUG
+        logging.getLogger("cloudlulc_edge.export.precision").setLevel(logging.DEBUG)
     precisions = [p.value for p in precision] if precision else ["fp32", "fp16", *(["int8"] if calibrate else [])]
     options = ExportOptions(tile=tile, max_batch=max_batch, precisions=tuple(precisions), plugin=plugin,
                             spectral=spectral.value, calibration_method=method.value)  # fmt: skip

@@ -18,10 +18,11 @@ exported graph through the module path the dynamo exporter writes on every node
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,12 +38,36 @@ __all__ = [
     "SensitiveRegions",
     "convert_fp16",
     "matching_nodes",
+    "modelopt_logs",
     "module_path",
     "quantize_int8",
 ]
 
 CalibrationMethod = Literal["entropy", "max"]
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def modelopt_logs() -> Iterator[None]:
+    """Keeps ModelOpt to warnings and errors unless this module's logger is enabled for DEBUG.
+
+    ModelOpt configures its loggers at import (INFO, its own stdout handler) and logs every node it
+    converts: ≈ 150 lines per graph, in the middle of a user's ``map`` when the graph cache builds
+    an FP16 graph. ``cloudlulc-edge export onnx --verbose`` enables DEBUG here and shows them.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    names = [n for n in list(logging.root.manager.loggerDict) if n == "modelopt" or n.startswith("modelopt.")]
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
+    for logger, _ in saved:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
 
 _SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 _EXPORT_ROOT = "model."  # `onnx_export.DeployModel` wraps the network as ``model``
@@ -127,15 +152,16 @@ def convert_fp16(
     keep = matching_nodes(onnx.load(str(src), load_external_data=False), regions.fp16_modules)
     keep += list(regions.extra_nodes)
     try:
-        converted = convert_to_mixed_precision(
-            onnx_path=str(src),
-            low_precision_type="fp16",
-            nodes_to_exclude=keep or None,
-            keep_io_types=True,
-            data_max=data_max,
-            calibration_data=str(calibration) if calibration is not None else None,
-            providers=["cpu"],
-        )
+        with modelopt_logs():
+            converted = convert_to_mixed_precision(
+                onnx_path=str(src),
+                low_precision_type="fp16",
+                nodes_to_exclude=keep or None,
+                keep_io_types=True,
+                data_max=data_max,
+                calibration_data=str(calibration) if calibration is not None else None,
+                providers=["cpu"],
+            )
     except Exception as exc:
         raise ExportError(f"AutoCast FP16 conversion failed: {exc}", src) from exc
     atomic_write(dst, lambda tmp: onnx.save(converted, str(tmp)))
@@ -186,17 +212,18 @@ def quantize_int8(
         source = Path(work) / f"source_{src.name}"
         source.write_bytes(src.read_bytes())
         try:
-            quantize(
-                onnx_path=str(source),
-                quantize_mode="int8",
-                calibration_data=calibration,
-                calibration_method=method,
-                calibration_eps=["cpu"],
-                nodes_to_exclude=excluded or None,
-                high_precision_dtype=high_precision,
-                output_path=str(out),
-                log_level="WARNING",
-            )
+            with modelopt_logs():
+                quantize(
+                    onnx_path=str(source),
+                    quantize_mode="int8",
+                    calibration_data=calibration,
+                    calibration_method=method,
+                    calibration_eps=["cpu"],
+                    nodes_to_exclude=excluded or None,
+                    high_precision_dtype=high_precision,
+                    output_path=str(out),
+                    log_level="WARNING",
+                )
         except Exception as exc:
             raise ExportError(f"ModelOpt INT8 quantization failed: {exc}", src) from exc
         if not out.is_file():

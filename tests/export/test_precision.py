@@ -121,3 +121,19 @@ def test_int8_needs_calibration_and_leaves_source_untouched(edge_onnx, tmp_path)
         quantize_int8(edge_onnx["standard"], tmp_path / "x.onnx", {"s2": np.zeros((1, 12, 4, 4), np.float32)}, "mse")  # type: ignore[arg-type]
     assert edge_onnx["standard"].read_bytes() == before
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_modelopt_progress_lines_stay_hidden_unless_verbose(edge_onnx, tmp_path, capsys):
+    import logging
+
+    convert_fp16(edge_onnx["standard"], tmp_path / "quiet.onnx")
+    quiet = capsys.readouterr().out
+    assert "[modelopt][onnx] - INFO" not in quiet  # its warnings may remain
+    ours = logging.getLogger("cloudlulc_edge.export.precision")
+    before = ours.level
+    ours.setLevel(logging.DEBUG)  # what `export onnx --verbose` does
+    try:
+        convert_fp16(edge_onnx["standard"], tmp_path / "verbose.onnx")
+    finally:
+        ours.setLevel(before)
+    assert "[modelopt][onnx] - INFO" in capsys.readouterr().out  # ModelOpt's own stdout handler
