@@ -48,8 +48,13 @@ def export_onnx_command(
     calibration_tiles: Annotated[int, typer.Option(min=1, help="Calibration tiles to sample.")] = 64,
     method: Annotated[CalibrationChoice, typer.Option(help="INT8 calibration method.")] = CalibrationChoice.entropy,
     plugin: Annotated[
-        bool, typer.Option("--plugin/--no-plugin", help="Also write the TensorRT plugin flavour.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--plugin/--no-plugin",
+            help="Also write the TensorRT plugin flavour and its Triton PTX (default: when triton, the kernels "
+            "extra, is installed).",
+        ),
+    ] = None,
     spectral: Annotated[
         SpectralChoice, typer.Option(help="SHOI spectral term: matmul (all TensorRT) or fft (≥ 11.2).")
     ] = SpectralChoice.matmul,
@@ -67,6 +72,15 @@ def export_onnx_command(
     if precision and Precision.auto in precision:
         raise usage_error("--precision auto chooses among an export's graphs when mapping; here name fp32, fp16 "
                           "or int8")  # fmt: skip
+    import importlib.util
+
+    has_triton = importlib.util.find_spec("triton") is not None
+    if plugin and not has_triton:
+        raise usage_error("--plugin compiles Triton PTX and needs triton: pip install 'cloudlulc-edge[kernels]', "
+                          "or pass --no-plugin")  # fmt: skip
+    if plugin is None and not has_triton:
+        Console(stderr=True).print("plugin flavour skipped: it needs triton (pip install 'cloudlulc-edge[kernels]')")
+    plugin = has_triton if plugin is None else plugin
     if verbose:  # `export.precision.modelopt_logs` lets ModelOpt's INFO lines through at DEBUG
         logging.getLogger("cloudlulc_edge.export.precision").setLevel(logging.DEBUG)
     precisions = [p.value for p in precision] if precision else ["fp32", "fp16", *(["int8"] if calibrate else [])]

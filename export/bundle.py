@@ -19,6 +19,7 @@ trained checkpoint is ``bench/export_accuracy.py``), the plugin graph structural
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import logging
 from collections import Counter
@@ -165,14 +166,17 @@ def export_model(
         The manifest.
 
     Raises:
-        ExportError: A failed export or conversion, FP32 parity above its tolerance, or INT8
-            requested without calibration tiles.
+        ExportError: A failed export or conversion, FP32 parity above its tolerance, INT8
+            requested without calibration tiles, or the plugin flavour without triton.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     if "int8" in options.precisions and (calibration is None or len(calibration) == 0):
         raise ExportError("INT8 needs calibration tiles from real scenes (pass scenes to calibrate on)", out)
+    if options.plugin and importlib.util.find_spec("triton") is None:
+        raise ExportError("the plugin flavour compiles Triton PTX and needs triton: pip install "
+                          "'cloudlulc-edge[kernels]', or export without it (plugin=False, --no-plugin)", out)  # fmt: skip
     fp32 = export_onnx(model, out / "model_fp32.onnx", "standard", options.tile, options.max_batch, options.opset,
                        options.spectral)  # fmt: skip
     parity = {}

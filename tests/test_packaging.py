@@ -58,7 +58,7 @@ def test_wheel_metadata(wheel):
     zf = zipfile.ZipFile(wheel)
     meta = zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: torch>=2.6" in meta
-    for extra in ("kernels", "export", "bench", "ray", "tensorrt", "demo", "dev"):
+    for extra in ("kernels", "export", "bench", "ray", "tensorrt", "demo", "dev", "dev-cpu"):
         assert f"Provides-Extra: {extra}" in meta
     requirements = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     ort = [r for r in requirements if r.split()[1].startswith("onnxruntime")]

@@ -6,10 +6,13 @@ whole folder. `gdal_env` bounds the cache at `GDAL_CACHE_MB` (the figure
 `pipeline.estimate_scene_memory_mb` budgets) and switches the listing off; values already in the
 environment win, so operators can still override them.
 
-JPEG 2000 decoding (OpenJPEG) and GeoTIFF decompression use ``GDAL_NUM_THREADS`` threads; GDAL's
-default is one. Measured on a 60 m S2 L2A band (1830², 192² code blocks; 2-core AMD EPYC,
-2026-12-01): 0.74 s per band on one thread, 0.18 s with ``ALL_CPUS``, the same for the strip
-reads the tiler makes; so `gdal_options` asks for ``ALL_CPUS``.
+``GDAL_NUM_THREADS`` is pinned to one thread, whatever the environment says. With ``ALL_CPUS`` a
+60 m S2 band decodes 1.4× faster (2-core AMD EPYC, 2026-12-01), but whether a truncated JPEG 2000
+file then raises depends on GDAL internals: with ``ALL_CPUS`` alone, GDAL 3.x as rasterio 1.4
+bundles it returned the band as zeros, its decode failures reaching only stderr ("ERROR 1: Stream
+too short") from the worker threads, while with a block cache size set the same read raised. A
+scene must never be mapped from such garbage, so the pipeline decodes on one thread, where the
+read raises and the reader refuses the band (`tests/io/test_decode_errors.py`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def gdal_options() -> dict[str, str | int]:
     """
     options: dict[str, str | int] = {
         "GDAL_DISABLE_READDIR_ON_OPEN": os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
-        "GDAL_NUM_THREADS": os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS"),
+        "GDAL_NUM_THREADS": "1",  # decode errors must reach the reading thread (module docstring)
     }
     cache = os.environ.get("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
     if cache.isdigit():
