@@ -64,6 +64,7 @@ def export_onnx_command(
     ] = False,
 ) -> None:
     """Write model_{fp32,fp16,int8}.onnx, the plugin graph with its PTX, and manifest.json."""
+    import importlib.util
     import logging
 
     from cloudlulc_edge.errors import CloudLULCError
@@ -72,8 +73,6 @@ def export_onnx_command(
     if precision and Precision.auto in precision:
         raise usage_error("--precision auto chooses among an export's graphs when mapping; here name fp32, fp16 "
                           "or int8")  # fmt: skip
-    import importlib.util
-
     has_triton = importlib.util.find_spec("triton") is not None
     if plugin and not has_triton:
         raise usage_error("--plugin compiles Triton PTX and needs triton: pip install 'cloudlulc-edge[kernels]', "

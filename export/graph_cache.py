@@ -3,8 +3,9 @@
 Where a model's graphs for one tile side come from, first match wins:
 
 1. **Carried**: the checkpoint folder holds ``onnx-t<tile>/``, an export directory whose manifest
-   records the checkpoint's own weights SHA-256. The packaged default checkpoint carries the FP16
-   graph for 512² tiles (`write_carried_graphs`), so the plain install runs it without exporting.
+   records the checkpoint's own weights SHA-256. The packaged default checkpoint carries FP16
+   graphs for 512² (``map``) and 128² (``demo``) tiles (`write_carried_graphs`), so the plain
+   install runs them without exporting.
 2. **Cached**: ``<cache>/onnx/<key>/``, built on first use by `bundle.export_model` (FP32, plus
    FP16 when ModelOpt is installed), keyed by the weights SHA-256, the tile side, this package's
    version and onnxruntime's version. The cache root is ``$CLOUDLULC_EDGE_CACHE``, else
