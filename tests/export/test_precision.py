@@ -123,17 +123,24 @@ def test_int8_needs_calibration_and_leaves_source_untouched(edge_onnx, tmp_path)
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_modelopt_progress_lines_stay_hidden_unless_verbose(edge_onnx, tmp_path, capsys):
+def test_modelopt_progress_lines_stay_hidden_unless_verbose(edge_onnx, tmp_path, caplog):
     import logging
 
-    convert_fp16(edge_onnx["standard"], tmp_path / "quiet.onnx")
-    quiet = capsys.readouterr().out
-    assert "[modelopt][onnx] - INFO" not in quiet  # its warnings may remain
+    def modelopt_info_records() -> int:
+        return sum(r.name.startswith("modelopt") and r.levelno == logging.INFO for r in caplog.records)
+
+    # ModelOpt's loggers propagate to the root logger, where caplog sees what they emit (their own
+    # stdout handler is bound to whatever stdout was when ModelOpt was first imported).
+    with caplog.at_level(logging.INFO):
+        convert_fp16(edge_onnx["standard"], tmp_path / "quiet.onnx")
+    assert modelopt_info_records() == 0  # its warnings may remain
+    caplog.clear()
     ours = logging.getLogger("cloudlulc_edge.export.precision")
     before = ours.level
     ours.setLevel(logging.DEBUG)  # what `export onnx --verbose` does
     try:
-        convert_fp16(edge_onnx["standard"], tmp_path / "verbose.onnx")
+        with caplog.at_level(logging.INFO):
+            convert_fp16(edge_onnx["standard"], tmp_path / "verbose.onnx")
     finally:
         ours.setLevel(before)
-    assert "[modelopt][onnx] - INFO" in capsys.readouterr().out  # ModelOpt's own stdout handler
+    assert modelopt_info_records() > 10  # one per converted or skipped node
