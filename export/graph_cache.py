@@ -57,12 +57,16 @@ def cache_root() -> Path:
 
 
 def cached_graph_key(weights_sha256: str, tile: int) -> str:
-    """The cache entry name of one model's graphs at one tile side (``<sha16>-t<tile>-v<pkg>-ort<ver>``)."""
-    from importlib.metadata import version
+    """The cache entry name of one model's graphs at one tile side (``<sha16>-t<tile>-v<pkg>-ort<ver>``).
+
+    The onnxruntime version comes from the module, not the distribution: on GPUs the module is
+    installed by ``onnxruntime-gpu``, whose distribution is not called ``onnxruntime``.
+    """
+    import onnxruntime
 
     from cloudlulc_edge.version import __version__
 
-    return f"{weights_sha256[:16]}-t{tile}-v{__version__}-ort{version('onnxruntime')}"
+    return f"{weights_sha256[:16]}-t{tile}-v{__version__}-ort{onnxruntime.__version__}"
 
 
 def can_build_graphs() -> bool:
@@ -109,6 +113,7 @@ def graph_dir(loaded: LoadedModel, tile: int, build: bool = True) -> Path | None
 
     Returns:
         The folder, or None when there is none and ``build`` is False or this install cannot export.
+        Needs onnxruntime installed (the cache key names its version).
 
     Raises:
         ExportError: Untrained weights (they are never exported for mapping), or a failed export.
@@ -118,12 +123,10 @@ def graph_dir(loaded: LoadedModel, tile: int, build: bool = True) -> Path | None
     carried = carried_graphs(loaded, tile)
     if carried is not None:
         return carried
-    if not can_build_graphs():
-        return None
     entry = cache_root() / "onnx" / cached_graph_key(loaded.identity.sha256, tile)
     if _verified(entry, loaded.identity.sha256):
-        return entry
-    if not build:
+        return entry  # a cached graph runs without the exporter (onnx, onnxscript)
+    if not build or not can_build_graphs():
         return None
     return _build_entry(loaded, tile, entry)
 
