@@ -108,8 +108,7 @@ def naive_map(scene: Path, out: Path) -> Path:
     s2p = np.pad(s2, ((0, 0), *spec), mode="reflect")
     s1p = np.pad(s1, ((0, 0), *spec), mode="reflect")
     v2p, v1p = np.pad(s2_valid, spec, mode="reflect"), np.pad(s1_valid, spec, mode="reflect")
-    probs = np.zeros((6, full_h, full_w), np.float32)
-    counts = np.zeros((full_h, full_w), np.float32)
+    probs = np.zeros((6, full_h, full_w), np.float32)  # summed: the argmax of a sum is that of the mean
     origins = [(r * stride, c * stride) for r in range(rows) for c in range(cols)]
     model = _model()
     for i in range(0, len(origins), BATCH):
@@ -120,7 +119,6 @@ def naive_map(scene: Path, out: Path) -> Path:
                              np.stack([v1p[r : r + TILE, c : c + TILE] for r, c in batch]))  # fmt: skip
         for (r, c), p in zip(batch, out_probs, strict=True):
             probs[:, r : r + TILE, c : c + TILE] += p
-            counts[r : r + TILE, c : c + TILE] += 1
     index = probs[:, pad : pad + height, pad : pad + width].argmax(0)
     path = out / "naive_lulc.tif"
     _write(path, encode_classes(index, s2_valid, "worldcover"), profile)

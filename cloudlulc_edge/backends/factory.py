@@ -290,11 +290,13 @@ def open_resolved(resolved: ResolvedBackend) -> Backend:
 
         precision = _auto_precision(spec.model, spec.precision) if spec.model.is_dir() else spec.precision
         path = spec.model / f"model_{precision}.onnx" if spec.model.is_dir() else spec.model
-        ort_backend = OnnxRuntimeBackend(path, export_identity(spec.model, 0), spec.device)
-        ort_backend.identity = export_identity(spec.model, ort_backend.tile)
+        identity = export_identity(spec.model, 0)  # reads the manifest and hashes every artifact: once
+        ort_backend = OnnxRuntimeBackend(path, identity, spec.device)
+        ort_backend.identity = dataclasses.replace(identity, tile=ort_backend.tile)  # the graph fixes the tile
         return ort_backend
     from cloudlulc_edge.backends.tensorrt_backend import TensorRTBackend
 
-    trt_backend = TensorRTBackend(spec.model, export_identity(spec.model, 0))
-    trt_backend.identity = export_identity(spec.model, trt_backend.tile)
+    identity = export_identity(spec.model, 0)
+    trt_backend = TensorRTBackend(spec.model, identity)
+    trt_backend.identity = dataclasses.replace(identity, tile=trt_backend.tile)
     return trt_backend
