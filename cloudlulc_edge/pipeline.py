@@ -36,7 +36,7 @@ from cloudlulc_edge.io.gdal_env import GDAL_CACHE_MB, gdal_env
 from cloudlulc_edge.io.s1_terrain import TerrainCorrection
 from cloudlulc_edge.io.scene import SceneReader
 from cloudlulc_edge.pairing import Pair
-from cloudlulc_edge.tiling import RowBlender, TileGrid, Tiler
+from cloudlulc_edge.tiling import EMIT_ROWS, RowBlender, TileGrid, Tiler
 from cloudlulc_edge.writer import MAP_SETTINGS_TAG, MapWriter, read_map_settings
 
 __all__ = [
@@ -197,28 +197,33 @@ def s1_radiometry_check(options: MapOptions, model_radiometry: str) -> str | Non
     return text
 
 
-#: Bytes per tile pixel per batch item for the model's activations (cloudlulc_edge at 512² batch 4
-#: peaks ≈ 270 MB on CPU, `bench/model_cost.py`), rounded up.
-_MODEL_BYTES_PER_PIXEL = 300
-#: Process baseline: torch and code, plus GDAL's block cache (`GDAL_CACHE_MB`).
-_BASELINE_MB = 494 + GDAL_CACHE_MB
+#: Host bytes per tile pixel of the one tile in the model at a time (both CPU backends run one tile
+#: per call): ≈ 490 MB of onnxruntime arena and ≈ 430 MB of torch peak per 512² tile of the packaged
+#: model (2-core AMD EPYC, 2026-12-01), rounded up. On a GPU the activations live in device memory.
+_MODEL_BYTES_PER_PIXEL = 1900
+#: Process baseline: Python, torch, rasterio, onnxruntime, the loaded model and its session (343 MiB
+#: measured), plus GDAL's block cache (`GDAL_CACHE_MB`).
+_BASELINE_MB = 343 + GDAL_CACHE_MB
 
 
 def estimate_scene_memory_mb(width: int, options: MapOptions, channels: int = 14, classes: int = 6) -> float:
-    """Estimated peak memory of mapping a scene of ``width`` grid columns (height never matters).
+    """Estimated peak memory (MiB) of mapping a scene of ``width`` grid columns (height never matters).
 
-    The terms follow the data flow: a reflect-padded input strip of one tile row (double-buffered
-    by the reader thread), the blender's accumulators for two tile rows, the queued tile batches,
-    the model's activations and a fixed baseline. It errs high: ``bench/scene_throughput.py`` measured
-    1585 / 1811 MiB peak RSS at 5490² / 10980² (tile 512, batch 4), where this gives 1677 / 2170.
-    A bound to budget with, not a guarantee.
+    The terms follow the data flow: the reader's chunk of ``batch_size`` tiles across (with its
+    per-band temporaries), the tile batches queued, being filled and being predicted, the one tile
+    in the model, the blender's accumulator of one tile row plus one emitted block of rows and the
+    writer's temporaries (`tiling.EMIT_ROWS`), and a fixed baseline. ``bench/scene_throughput.py``
+    measured 1317 / 1390 MiB peak RSS at 5490² / 10980² (tile 512, batch 4, onnxruntime; 1218 MiB
+    at 10980² with batch 1), where this gives 1461 / 1569 (+11 / +13 %; 1362, +12 %): a bound to
+    budget with, not a guarantee (`tests/bench/test_scene_memory.py` holds it to the recorded runs).
     """
-    tile, batch = options.tile, options.batch_size
-    strip = 2 * (channels + 2) * tile * (width + options.overlap) * 4
-    blender = 2 * (classes + 1) * tile * (width + options.overlap) * 4
-    batches = (options.prefetch + 1) * batch * (channels + 2) * tile * tile * 4
-    model = _MODEL_BYTES_PER_PIXEL * batch * tile * tile
-    return _BASELINE_MB + (strip + blender + batches + model) / 2**20
+    tile, batch, overlap = options.tile, options.batch_size, options.overlap
+    chunk_cols = min(width + overlap, batch * (tile - overlap) + overlap)
+    reader = 1.5 * (channels + 2) * tile * chunk_cols * 4  # the float32 chunk and half again in temporaries
+    batches = (options.prefetch + 2) * batch * (channels + 2) * tile * tile * 4
+    blender = ((classes + 1) * tile + 2 * classes * EMIT_ROWS) * (width + overlap) * 4
+    model = _MODEL_BYTES_PER_PIXEL * tile * tile
+    return _BASELINE_MB + (reader + batches + blender + model) / 2**20
 
 
 @dataclass

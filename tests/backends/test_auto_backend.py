@@ -79,9 +79,9 @@ def test_an_altered_carried_graph_is_not_used(tmp_path):
     assert resolved.spec.model is not None and resolved.spec.model.parent == cache_root() / "onnx"
 
 
-def test_cpu_runs_two_tiles_per_call_with_the_same_result():
+def test_cpu_runs_one_tile_per_call_with_the_same_result():
     backend = open_backend(BackendSpec(tile=128))
-    assert backend.tiles_per_run == CPU_TILES_PER_RUN == 2
+    assert backend.tiles_per_run == CPU_TILES_PER_RUN == 1
     rng = np.random.default_rng(0)
     inputs = {"s2": rng.random((3, 12, 128, 128), dtype=np.float32), "s1": rng.random((3, 2, 128, 128), np.float32),
               "s2_valid": np.ones((3, 1, 128, 128), np.float32), "s1_valid": np.ones((3, 1, 128, 128), np.float32)}  # fmt: skip
@@ -89,7 +89,7 @@ def test_cpu_runs_two_tiles_per_call_with_the_same_result():
     backend.tiles_per_run = None
     whole = backend.logits(inputs)
     assert chunked.shape == (3, 6, 128, 128)
-    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    np.testing.assert_allclose(chunked, whole, atol=1e-4)  # FP16 graph: kernels differ by batch size
 
 
 def test_map_without_a_backend_flag_runs_onnxruntime_within_the_accuracy_gate(bigearthnet_v1, tmp_path):
