@@ -138,7 +138,12 @@ def _interp_vectors(
         return single
     span = lines[k + 1] - lines[k]
     w = np.clip((rows - lines[k]) / np.where(span == 0, 1, span), 0.0, 1.0)[:, None]
-    out: npt.NDArray[np.float64] = (1 - w) * per_vector[k] + w * per_vector[k + 1]
+    # (1 − w)·v[k] + w·v[k+1] in place: two (rows, cols) arrays at a time, not five.
+    upper = per_vector[k + 1]
+    upper *= w
+    out: npt.NDArray[np.float64] = per_vector[k]
+    out *= 1 - w
+    out += upper
     return out
 
 
@@ -240,16 +245,26 @@ def backscatter(
         (h / looks, w / looks) float32 backscatter; NaN where every DN of a block is 0 (no-value pixels).
     """
     h, w = dn.shape[0] // looks, dn.shape[1] // looks
-    blocks = dn[: h * looks, : w * looks].reshape(h, looks, w, looks).astype(np.float64)
-    valid = blocks != 0
-    count = valid.sum(axis=(1, 3))
-    power = (blocks * blocks).sum(axis=(1, 3)) / np.maximum(count, 1)
+    # In place where it can be: at full resolution (10 m S1 onto a 10 m grid, looks 1) a block of
+    # 512 GRD lines is 13 Mpx, and every float64 temporary 107 MB.
+    if looks == 1:
+        power = dn[:h, :w].astype(np.float64)
+        empty = power == 0
+        power *= power
+    else:
+        blocks = dn[: h * looks, : w * looks].reshape(h, looks, w, looks).astype(np.float64)
+        count = (blocks != 0).sum(axis=(1, 3))
+        power = (blocks * blocks).sum(axis=(1, 3)) / np.maximum(count, 1)
+        empty = count == 0
     centre = (looks - 1) / 2.0
     rows = row0 + np.arange(h, dtype=np.float64) * looks + centre
     cols = col0 + np.arange(w, dtype=np.float64) * looks + centre
     if noise is not None:
         power -= noise.interpolate(rows, cols)
     a = calibration.interpolate(rows, cols, coefficient)
-    out: npt.NDArray[np.float32] = np.maximum(power / (a * a), floor).astype(np.float32)
-    out[count == 0] = np.nan
+    a *= a
+    power /= a
+    np.maximum(power, floor, out=power)
+    out: npt.NDArray[np.float32] = power.astype(np.float32)
+    out[empty] = np.nan
     return out

@@ -17,10 +17,10 @@ from cloudlulc_edge.bench.synthetic_s1 import constant, with_measurement
 from cloudlulc_edge.errors import PairingError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.grid import RasterGrid
-from cloudlulc_edge.io.s1_calibration import NoiseLut, backscatter, read_calibration, read_noise
+from cloudlulc_edge.io.s1_calibration import SIGMA0_FLOOR, NoiseLut, backscatter, read_calibration, read_noise
 from cloudlulc_edge.io.s1_metadata import read_s1_metadata
 from cloudlulc_edge.io.s1_safe import S1SafeReader
-from tests.conftest import shared_data
+from tests.conftest import MISSING_TEST_DEPENDENCY, shared_data
 
 S1A = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
 S1B = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
@@ -74,6 +74,32 @@ def test_calibration_matches_an_independent_evaluation() -> None:
         eta_a = float(np.interp(row, block.lines, block.values))
         expected = max((float(dn[0, 0]) ** 2 - eta_r * eta_a) / a**2, 1e-4)
         assert backscatter(dn, row, col, cal, noise)[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_calibration_of_a_block_matches_xarray_sentinel() -> None:
+    """σ⁰ of 200 full-width lines of random DNs on the real LUTs, against xarray-sentinel's ``calibrate_intensity``."""
+    xarray_sentinel = pytest.importorskip("xarray_sentinel", reason=f"{MISSING_TEST_DEPENDENCY} xarray-sentinel")
+    import xarray as xr
+
+    product = shared_data("s1-grd-safe", S1A)
+    archive = SafeArchive(product)
+    pol = read_s1_metadata(archive).polarisations["VV"]
+    cal = read_calibration(archive, pol.calibration)
+    row0, rows, cols = 7000, 200, 26144
+    dn = np.random.default_rng(0).integers(1, 3000, size=(rows, cols), dtype=np.uint16)
+    dn[:, :50] = 0  # no-value samples at the swath edge
+    ours = backscatter(dn, row0, 0, cal, None)
+    lut = xarray_sentinel.open_sentinel1_dataset(str(product), group="IW/VV/calibration").sigmaNought
+    measurement = xr.DataArray(dn, dims=("line", "pixel"),
+                               coords={"line": np.arange(row0, row0 + rows), "pixel": np.arange(cols)})  # fmt: skip
+    theirs = xarray_sentinel.calibrate_intensity(measurement, lut).values
+    assert np.isnan(ours[:, :50]).all() and (theirs[:, :50] == 0).all()
+    ours, theirs = ours[:, 50:], theirs[:, 50:]
+    above = theirs > SIGMA0_FLOOR  # below it ours holds the −40 dB floor, as xarray-sentinel's min_db does in dB
+    assert 0.9 < above.mean() < 1.0
+    np.testing.assert_array_equal(ours[~above], np.float32(SIGMA0_FLOOR))
+    # xarray-sentinel holds the LUT in float32: agreement to its precision.
+    np.testing.assert_allclose(ours[above], theirs[above], rtol=2e-6)
 
 
 def test_multilook_averages_power_not_amplitude() -> None:
