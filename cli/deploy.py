@@ -34,6 +34,13 @@ GpusOpt = Annotated[int, typer.Option(min=0, help="GPUs per worker (0: CPU only)
 ExtraOpt = Annotated[
     list[str] | None, typer.Option(help="Extra `run` argument (repeatable), e.g. --extra=--checkpoint.")
 ]
+InputRootOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Input folder the workers may read, as they see it (repeatable; default: the one the plan "
+        "records, when the plan file is readable here)."
+    ),
+]
 PlanDigestOpt = Annotated[
     str | None,
     typer.Option(
@@ -57,11 +64,13 @@ def k8s(
     extra: ExtraOpt = None,
     mount: Annotated[str, typer.Option(help="Mount path of the claim in the pod.")] = "/data",
     plan_digest: PlanDigestOpt = None,
+    input_root: InputRootOpt = None,
 ) -> None:
     """Print an Indexed Job manifest (kubectl apply -f -)."""
     try:
         text = render_k8s_job(ScaleOut(plan, output, shards, parallelism, backend.value, device, gpus,
-                                       tuple(extra or ()), plan_digest=plan_digest), image, claim, mount)  # fmt: skip
+                                       tuple(extra or ()), plan_digest=plan_digest,
+                                       input_roots=tuple(input_root or ())), image, claim, mount)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     print(text, end="")
@@ -80,11 +89,13 @@ def slurm(
     cpus: Annotated[int, typer.Option(min=1, help="CPUs per task.")] = 8,
     memory: Annotated[str, typer.Option(help="Memory per task, Slurm syntax.")] = "16G",
     plan_digest: PlanDigestOpt = None,
+    input_root: InputRootOpt = None,
 ) -> None:
     """Print an sbatch script for a job array (sbatch script.sh)."""
     try:
         text = render_slurm_array(ScaleOut(plan, output, shards, parallelism, backend.value, device, gpus,
-                                           tuple(extra or ()), plan_digest=plan_digest), cpus, memory)  # fmt: skip
+                                           tuple(extra or ()), plan_digest=plan_digest,
+                                       input_roots=tuple(input_root or ())), cpus, memory)  # fmt: skip
     except CloudLULCError as exc:
         raise usage_error(str(exc)) from exc
     print(text, end="")

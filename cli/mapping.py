@@ -333,8 +333,8 @@ def run_command(
     input_root: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Allowed input folder for plan entries (repeatable; default: the folder the plan was made from). "
-            "Entries outside are refused."
+            help="Allowed input folder for plan entries (repeatable; required: the folder a plan records is "
+            "never trusted). Entries outside are refused."
         ),
     ] = None,
     plan_digest: Annotated[

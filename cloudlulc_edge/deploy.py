@@ -65,6 +65,8 @@ class ScaleOut:
         name: Job name (lower-case letters, digits and ``-``, at most 63: a Kubernetes name).
         plan_digest: `pairing.Plan.digest` every worker requires (``run --plan-digest``): a plan
             re-made while the job runs fails every shard (exit 2) instead of mapping a mixture.
+        input_roots: The folders every worker may read (``run --input-root``, as the workers see
+            them); `pinned` takes the one the plan records when none is given.
 
     Raises:
         OptionsError: A count below 1, an unknown backend or device, a name that is not a
@@ -81,6 +83,7 @@ class ScaleOut:
     extra: tuple[str, ...] = ()
     name: str = "cloudlulc-edge"
     plan_digest: str | None = None
+    input_roots: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.plan_digest is not None and not re.fullmatch(r"[0-9a-f]{16}", self.plan_digest):
@@ -99,27 +102,39 @@ class ScaleOut:
         _text("output path", self.output)
         for arg in self.extra:
             _text("an --extra argument", arg)
+        for root in self.input_roots:
+            _text("input root", root)
 
     @property
     def command(self) -> list[str]:
         """The ``cloudlulc-edge run`` command line every worker runs, one word per item."""
         pin = ["--plan-digest", self.plan_digest] if self.plan_digest else []
+        roots = [word for root in self.input_roots for word in ("--input-root", root)]
         return ["cloudlulc-edge", "run", self.plan, self.output, "--shard", f"auto/{self.shards}",
-                "--backend", self.backend, "--device", self.device, "--log-format", "jsonl", *pin,
+                "--backend", self.backend, "--device", self.device, "--log-format", "jsonl", *roots, *pin,
                 *self.extra]  # fmt: skip
 
 
 def pinned(job: ScaleOut) -> ScaleOut:
-    """``job`` with the digest of its plan pinned, when none is given and the plan file is readable here.
+    """``job`` with its plan's digest and input folder pinned, where not given and the plan file is readable here.
 
     Raises:
         PairingError: The plan file exists here but is not a plan.
+        OptionsError: No input root given, and none can be read from the plan (the workers' ``run``
+            would refuse to start).
     """
-    if job.plan_digest is not None or not Path(job.plan).is_file():
-        return job
-    from cloudlulc_edge.pairing import plan_file_digest
+    from cloudlulc_edge.pairing import plan_file_digest, recorded_input_root
 
-    return replace(job, plan_digest=plan_file_digest(Path(job.plan)))
+    readable = Path(job.plan).is_file()
+    if job.plan_digest is None and readable:
+        job = replace(job, plan_digest=plan_file_digest(Path(job.plan)))
+    if not job.input_roots:
+        root = recorded_input_root(Path(job.plan)) if readable else None
+        if root is None:
+            raise OptionsError(f"the workers' `run` needs the input folder(s) the plan may read: pass --input-root "
+                               f"(the plan {job.plan} {'records none' if readable else 'is not readable here'})")  # fmt: skip
+        job = replace(job, input_roots=(root,))
+    return job
 
 
 def render_k8s_job(job: ScaleOut, image: str, claim: str, mount: str = "/data") -> str:

@@ -42,8 +42,10 @@ __all__ = [
     "check_plan_roots",
     "pair_products",
     "plan_directory",
+    "plan_file_digest",
     "plan_to_file",
     "read_plan",
+    "recorded_input_root",
     "write_plan",
 ]
 
@@ -246,7 +248,7 @@ def check_plan_roots(plan: Plan, roots: Sequence[str | Path], source: Path | Non
     """
     resolved = [Path(os.path.abspath(r)) for r in roots]
     if not resolved:
-        raise PairingError("the plan records no input root; pass the allowed input folder(s)", source)
+        raise PairingError("no input root given; pass the allowed input folder(s)", source)
     for pair in plan.pairs:
         for product in (pair.s2, *pair.s1):
             path = Path(os.path.abspath(product.path))
@@ -255,37 +257,59 @@ def check_plan_roots(plan: Plan, roots: Sequence[str | Path], source: Path | Non
                                    f"{', '.join(map(str, resolved))}; refused", source)  # fmt: skip
 
 
+def _plan_doc(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PairingError(f"not a readable plan ({type(exc).__name__}: {exc})", path) from exc
+    if not isinstance(doc, dict):
+        raise PairingError(f"not a plan (a JSON {type(doc).__name__}, not an object)", path)
+    return doc
+
+
 def plan_file_digest(path: Path) -> str:
     """The `Plan.digest` of a plan file, without checking its roots (for pinning it in job files).
 
     Raises:
         PairingError: The file is not a plan.
     """
+    doc = _plan_doc(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
         plan = Plan([Pair.from_dict(p) for p in doc["pairs"]], [], dict(doc.get("options", {})))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PairingError(f"not a readable plan ({type(exc).__name__}: {exc})", path) from exc
     return plan.digest
 
 
-def read_plan(path: str | Path, roots: Sequence[str | Path] | None = None) -> Plan:
+def recorded_input_root(path: Path) -> str | None:
+    """The input folder a plan file says it was made from (``plan`` records it): a hint, never trusted.
+
+    `run` reads only inside the ``--input-root`` folders of its own command line; ``deploy`` writes
+    this folder into the job files it generates, where the operator sees it.
+
+    Raises:
+        PairingError: The file is not a plan.
+    """
+    options = _plan_doc(path).get("options", {})
+    root = options.get("input_root") if isinstance(options, dict) else None
+    return root if isinstance(root, str) and root else None
+
+
+def read_plan(path: str | Path, roots: Sequence[str | Path]) -> Plan:
     """Reads a plan written by `write_plan`, and checks its products lie inside the input roots.
 
     Args:
         path: The plan file.
-        roots: Allowed input folders; None: the input folder the plan records (``plan`` writes it).
+        roots: Allowed input folders, from the caller's own command line: never from the plan,
+            which is input like any other (`recorded_input_root` is only a hint).
 
     Raises:
         PairingError: The file is missing, not JSON, not a plan of a known version, malformed, or
             names a product outside the allowed roots.
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PairingError(f"cannot read plan ({exc})", path) from exc
-    if not isinstance(doc, dict) or doc.get("format_version") != PLAN_FORMAT_VERSION:
+    doc = _plan_doc(path)
+    if doc.get("format_version") != PLAN_FORMAT_VERSION:
         raise PairingError(f"not a plan file of format version {PLAN_FORMAT_VERSION}", path)
     try:
         pairs = [_checked_pair(Pair.from_dict(p)) for p in doc["pairs"]]
@@ -301,8 +325,7 @@ def read_plan(path: str | Path, roots: Sequence[str | Path] | None = None) -> Pl
         raise PairingError(
             f"plan entries share a map name ({', '.join(twice)[:200]}); one map file cannot hold both", path
         )
-    recorded = plan.options.get("input_root")
-    check_plan_roots(plan, roots if roots is not None else ([recorded] if isinstance(recorded, str) else []), path)
+    check_plan_roots(plan, roots, path)
     return plan
 
 

@@ -45,7 +45,7 @@ from cloudlulc_edge.files import atomic_write
 from cloudlulc_edge.io.dem import Dem
 from cloudlulc_edge.io.products import Skipped
 from cloudlulc_edge.io.s1_terrain import TerrainCorrection
-from cloudlulc_edge.pairing import Pair, Plan, plan_directory, read_plan
+from cloudlulc_edge.pairing import Pair, Plan, plan_directory, read_plan, recorded_input_root
 from cloudlulc_edge.pipeline import MapOptions, SceneReport, map_plan, s1_radiometry_check, scene_action
 from cloudlulc_edge.ray_executor import RayOptions
 from cloudlulc_edge.version import __version__
@@ -146,7 +146,8 @@ class RunRequest:
         options: Mapping options.
         input_dir: Scan and pair this folder (``map``); exactly one of ``input_dir`` and ``plan_file``.
         plan_file: Map the pairs of this plan (``run``).
-        input_roots: Allowed input folders for plan entries (default: the folder the plan records).
+        input_roots: Allowed input folders for plan entries (required with ``plan_file``: a plan is
+            input, and the folder it records is never trusted).
         pair_window: Largest |S1 − S2| to pair, days (``input_dir``).
         require_s1: Leave S2 scenes without S1 out (``input_dir``).
         shard: ``(i, n)``: map the i-th of n round-robin shards.
@@ -344,7 +345,12 @@ def _plan(request: RunRequest) -> Plan:
     if request.input_dir is not None:
         return plan_directory(request.input_dir, request.pair_window, request.require_s1, request.options.terrain)
     assert request.plan_file is not None
-    plan = read_plan(request.plan_file, list(request.input_roots) or None)
+    if not request.input_roots:
+        recorded = recorded_input_root(request.plan_file)
+        hint = f" (the plan says it was made from {recorded})" if recorded else ""
+        raise OptionsError(f"run reads only inside the input folders its own command line names: add --input-root "
+                           f"DIR{hint}", request.plan_file)  # fmt: skip
+    plan = read_plan(request.plan_file, request.input_roots)
     if request.plan_digest is not None and plan.digest != request.plan_digest:
         raise OptionsError(f"the plan's digest is {plan.digest}, the job expects {request.plan_digest}: it was re-made "
                            "or edited since the job was generated; regenerate the job files (deploy) or restore "

@@ -85,7 +85,7 @@ def test_path_like_ids_in_a_plan_never_become_paths(layout, tmp_path, product_id
     doc = json.loads(plan.read_text())
     doc["pairs"][0]["s2"]["product_id"] = product_id
     plan.write_text(json.dumps(doc))
-    result = _map("run", plan, out, *FAST)
+    result = _map("run", plan, out, "--input-root", root, *FAST)
     assert result.exit_code == EXIT_ALL_FAILED, result.output
     (scene,) = json.loads(next((out / "reports").glob("*.json")).read_text())["scenes"]
     assert "cannot name a map file" in scene["error"]
@@ -112,7 +112,7 @@ def test_a_plan_whose_entries_share_a_map_name_is_refused(layout, tmp_path):
     doc = json.loads(plan.read_text())
     doc["pairs"].append(doc["pairs"][0])
     plan.write_text(json.dumps(doc))
-    result = _map("run", plan, out, *FAST)
+    result = _map("run", plan, out, "--input-root", root, *FAST)
     assert result.exit_code == EXIT_USAGE and "share a map name" in result.output
 
 

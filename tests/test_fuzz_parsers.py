@@ -145,7 +145,7 @@ def test_plan_reader(path, value):
         plan_file = Path(tmp) / "plan.json"
         plan_file.write_text(json.dumps(doc))
         with suppress(PairingError):  # any other exception fails the property
-            read_plan(plan_file)
+            read_plan(plan_file, [tmp])
 
 
 @pytest.fixture(scope="module")

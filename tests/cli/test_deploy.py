@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cloudlulc_edge.cli import app
-from cloudlulc_edge.deploy import ScaleOut, render_k8s_job, render_slurm_array
+from cloudlulc_edge.deploy import ScaleOut, pinned, render_k8s_job, render_slurm_array
 from cloudlulc_edge.errors import EXIT_USAGE, CloudLULCError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*assuming offset 0:UserWarning")
@@ -87,7 +87,7 @@ def test_k8s_indexed_job_pods_cover_the_plan_once(plan, tmp_path):
 def test_gpu_requests_and_bad_sizes():
     import yaml
 
-    job = ScaleOut("/data/plan.json", "/data/out", shards=4, gpus=2)
+    job = ScaleOut("/data/plan.json", "/data/out", shards=4, gpus=2, input_roots=("/data/in",))
     container = yaml.safe_load(render_k8s_job(job, "img", "claim"))["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "2"}
     with pytest.raises(CloudLULCError):
@@ -100,7 +100,7 @@ HOSTILE = ["/data/$(touch pwned).json", "/data/`touch pwned`", '/data/a"b', "/da
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_slurm_scripts_pass_hostile_paths_and_arguments_as_data(hostile, tmp_path):
     """What bash would run is exactly the intended argument list: nothing is substituted or executed."""
-    job = ScaleOut(hostile, "/data/out", shards=2, gpus=0, extra=(f"--checkpoint={hostile}",))
+    job = ScaleOut(hostile, "/data/out", shards=2, gpus=0, extra=(f"--checkpoint={hostile}",), input_roots=(hostile,))
     script = render_slurm_array(job)
     exec_line = next(line for line in script.splitlines() if line.startswith("exec "))
     # Replace `exec` by a printer of its arguments and let bash parse the line.
@@ -119,6 +119,7 @@ def test_slurm_scripts_pass_hostile_paths_and_arguments_as_data(hostile, tmp_pat
         ({"name": "Job; rm"}, "Kubernetes name"),
         ({"backend": "torch --device cpu"}, "backend must be"),
         ({"device": "cuda\n"}, "device must be"),
+        ({"input_roots": ("/data/in\n--model=/evil",)}, "control characters"),
     ],
 )
 def test_values_that_would_become_code_are_refused(fields, message):
@@ -130,7 +131,7 @@ def test_k8s_manifests_hold_hostile_values_as_strings():
     import yaml
 
     for hostile in [*HOSTILE, '/data/x", "--model", "/evil', "/data/x: {injected: 1}", "/data/# not a comment"]:
-        job = ScaleOut(hostile, "/data/out", shards=2, gpus=0, extra=(hostile,))
+        job = ScaleOut(hostile, "/data/out", shards=2, gpus=0, extra=(hostile,), input_roots=(hostile,))
         doc = yaml.safe_load(render_k8s_job(job, "registry/img:1", "scenes"))
         (container,) = doc["spec"]["template"]["spec"]["containers"]
         assert container["command"] == job.command, hostile
@@ -138,11 +139,24 @@ def test_k8s_manifests_hold_hostile_values_as_strings():
     for image, claim, mount in [("img\nkind: Pod", "scenes", "/data"), ("img", "Scenes!", "/data"),
                                 ("img", "scenes", "data")]:  # fmt: skip
         with pytest.raises(CloudLULCError):
-            render_k8s_job(ScaleOut("/p", "/o", shards=1), image, claim, mount)
+            render_k8s_job(ScaleOut("/p", "/o", shards=1, input_roots=("/i",)), image, claim, mount)
     with pytest.raises(CloudLULCError, match="whitespace"):
-        render_slurm_array(ScaleOut("/p", "/data/my out", shards=1))
+        render_slurm_array(ScaleOut("/p", "/data/my out", shards=1, input_roots=("/i",)))
     with pytest.raises(CloudLULCError, match="memory"):
-        render_slurm_array(ScaleOut("/p", "/o", shards=1), memory="16G\n#SBATCH --x")
+        render_slurm_array(ScaleOut("/p", "/o", shards=1, input_roots=("/i",)), memory="16G\n#SBATCH --x")
+
+
+def test_job_files_name_the_input_root_the_workers_may_read(plan, tmp_path):
+    """`run` trusts only --input-root: deploy pins the plan's recorded folder, or refuses without one."""
+    recorded = json.loads(plan.read_text())["options"]["input_root"]
+    command = pinned(ScaleOut(str(plan), "/data/out", shards=2)).command
+    assert command[command.index("--input-root") + 1] == recorded
+    given = pinned(ScaleOut(str(plan), "/data/out", shards=2, input_roots=("/mnt/in",))).command
+    assert given[given.index("--input-root") + 1] == "/mnt/in" and recorded not in given
+    with pytest.raises(CloudLULCError, match=r"pass --input-root .*not readable here"):
+        render_slurm_array(ScaleOut(str(tmp_path / "elsewhere.json"), "/data/out", shards=2))
+    result = CliRunner().invoke(app, ["deploy", "slurm", str(tmp_path / "elsewhere.json"), "/data/out"])
+    assert result.exit_code == EXIT_USAGE and "--input-root" in result.output
 
 
 def test_the_systemd_unit_runs_watch_with_exactly_the_given_words():

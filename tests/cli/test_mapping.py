@@ -88,7 +88,7 @@ def test_three_shards_cover_every_pair_exactly_once(scenes, tmp_path):
     out = tmp_path / "out"
     done = []
     for i in range(3):
-        result = _invoke("run", plan, out, "--shard", f"{i}/3", *FAST)
+        result = _invoke("run", plan, out, "--shard", f"{i}/3", "--input-root", scenes, *FAST)
         assert result.exit_code == 0, result.output
         report = json.loads(next((out / "reports").glob(f"*-shard-{i}-of-3.json")).read_text())
         assert report["shard"] == [i, 3]
@@ -100,7 +100,7 @@ def test_shard_index_from_the_scheduler(scenes, tmp_path, monkeypatch):
     plan = tmp_path / "plan.json"
     _invoke("plan", scenes, plan)
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
-    result = _invoke("run", plan, tmp_path / "out", "--shard", "auto/3", "--dry-run")
+    result = _invoke("run", plan, tmp_path / "out", "--shard", "auto/3", "--input-root", scenes, "--dry-run")
     assert result.exit_code == 0 and "shard 1/3" in result.output
     assert parse_shard("auto/4", {"SLURM_ARRAY_TASK_ID": "3"}) == (3, 4)
     assert parse_shard(None) is None
@@ -163,6 +163,21 @@ def test_usage_errors_exit_2_with_the_reason(scenes, tmp_path, args, message):
     result = _invoke("map", scenes, tmp_path / "out", *args)
     assert result.exit_code == EXIT_USAGE, result.output
     assert message in result.output
+
+
+def test_run_reads_only_inside_an_input_root_of_its_own_command_line(scenes, tmp_path):
+    plan = tmp_path / "plan.json"
+    assert _invoke("plan", scenes, plan).exit_code == 0
+    result = _invoke("run", plan, tmp_path / "out", *FAST)
+    assert result.exit_code == EXIT_USAGE and "add --input-root DIR" in result.output
+    assert f"made from {scenes}" in result.output.replace("\n", "")  # the plan's own root: named, not trusted
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*_lulc.tif"))
+    # A plan whose entries point elsewhere is refused whatever root it records.
+    doc = json.loads(plan.read_text())
+    doc["options"]["input_root"] = "/"
+    plan.write_text(json.dumps(doc))
+    result = _invoke("run", plan, tmp_path / "out", "--input-root", tmp_path / "other", *FAST)
+    assert result.exit_code == EXIT_USAGE and "outside the allowed input root" in result.output
 
 
 def test_missing_inputs_are_usage_errors(tmp_path):

@@ -29,6 +29,7 @@ def test_ray_maps_equal_local_maps(bigearthnet_v1, tmp_path, local_ray):
     plan = tmp_path / "plan.json"
     assert CliRunner().invoke(app, ["plan", str(bigearthnet_v1), str(plan)]).exit_code == 0
     common = ["--checkpoint", str(ckpt), "--backend", "torch", "--tile", "64", "--overlap", "16", "-q"]
+    common += ["--input-root", str(bigearthnet_v1)]
     local = CliRunner().invoke(app, ["run", str(plan), str(tmp_path / "local"), *common])
     assert local.exit_code == 0, local.output
     remote = CliRunner().invoke(app, ["run", str(plan), str(tmp_path / "ray"), "--executor", "ray",

@@ -99,14 +99,14 @@ def test_scan_skips_non_products_and_pairs_real_safe_metadata(s2_safe: Path, tmp
     # A plan is untrusted input: entries outside the allowed roots (or no roots at all) are refused.
     with pytest.raises(PairingError, match="outside the allowed input root"):
         read_plan(path, roots=[root / "notes"])
-    with pytest.raises(PairingError, match="records no input root"):
-        read_plan(path)
+    with pytest.raises(PairingError, match="no input root given"):
+        read_plan(path, [])
     doc = json.loads(path.read_text())
     doc["options"]["input_root"] = str(root)
     doc["pairs"][0]["s2"]["path"] = str(root / ".." / ".." / "etc" / "shadow")
     path.write_text(json.dumps(doc))
     with pytest.raises(PairingError, match="shadow"):
-        read_plan(path)
+        read_plan(path, [root])
 
 
 def test_pairing_prefers_min_dt_and_mosaics_slices(bigearthnet_v1: Path) -> None:
@@ -137,7 +137,7 @@ def test_bad_plan_file_is_a_pairing_error(tmp_path: Path) -> None:
     bad = tmp_path / "plan.json"
     bad.write_text('{"format_version": 99}')
     with pytest.raises(PairingError, match="format version"):
-        read_plan(bad)
+        read_plan(bad, [tmp_path])
 
 
 def test_geotiff_time_tag_and_scale_offset(tmp_path: Path) -> None:

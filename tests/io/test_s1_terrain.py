@@ -408,8 +408,8 @@ def test_map_plan_and_run_terrain_correct_s1_and_guard_the_radiometry(cases: dic
     result = runner.invoke(app, ["plan", str(inputs), str(plan), "--dem", dem, "--dem-datum", "ellipsoid"])
     assert result.exit_code == 0, result.output
     assert json.loads(plan.read_text())["options"]["terrain"]["dem_datum"] == "ellipsoid"
-    run = ["run", str(plan), str(tmp_path / "run"), "--variant", "test_tiny_local", "--allow-untrained", "--tile", "64",
-           "--overlap", "8", "-q"]  # fmt: skip
+    run = ["run", str(plan), str(tmp_path / "run"), "--input-root", str(inputs), "--variant", "test_tiny_local",
+           "--allow-untrained", "--tile", "64", "--overlap", "8", "-q"]  # fmt: skip
     result = runner.invoke(app, run)
     assert result.exit_code == 0, result.output
     (path,) = (tmp_path / "run").glob("*_lulc.tif")
