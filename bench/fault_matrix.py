@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -40,7 +42,7 @@ from cloudlulc_edge.errors import CloudLULCError
 from cloudlulc_edge.io.archive import SafeArchive
 from cloudlulc_edge.io.s1_calibration import read_calibration, read_noise
 from cloudlulc_edge.io.s1_metadata import read_s1_metadata
-from cloudlulc_edge.pairing import plan_directory
+from cloudlulc_edge.pairing import plan_directory, plan_to_file, read_plan
 from cloudlulc_edge.pipeline import MapOptions
 from cloudlulc_edge.runner import run_pairs
 
@@ -65,10 +67,16 @@ class Case:
         name: Case id.
         group: ``xml``, ``safe``, ``zip``, ``geotiff``, ``scene``, ``paths`` or ``resources``.
         build: ``(shared data, input folder) -> damaged path`` (written inside the input folder).
-        expect: ``refused`` or ``mapped``.
-        match: Regex the refusal message must match (``refused``).
-        mode: ``map`` (map the folder) or ``open_s1`` (open S1 metadata the way the reader does).
+        expect: ``refused``, ``mapped``, or ``one-mapped`` (two products with one id: one is
+            mapped, the other refused with a message naming it; never merged into one map).
+        match: Regex the refusal message must match (``refused``, ``one-mapped``).
+        mode: ``map`` (map the folder), ``plan`` (the case builds a plan file of the folder; it is
+            read and run as ``run --input-root INPUTS`` does) or ``open_s1`` (open S1 metadata
+            the way the reader does).
         resolution: Mapping resolution (60 for the S2 SAFE sample, which ships only its 60 m layers).
+        plant: ``(output folder, operator's file outside it, damaged product)``: plants something
+            in the output folder before mapping (links to the operator's file, which must stay
+            byte-for-byte as it was).
     """
 
     name: str
@@ -78,6 +86,7 @@ class Case:
     match: str = ""
     mode: str = "map"
     resolution: int | None = None
+    plant: Callable[[Path, Path, Path], None] | None = None
 
 
 @dataclass
@@ -319,6 +328,182 @@ def _unicode_path(shared: Path, dest: Path) -> Path:
     return s2
 
 
+def _sidecar(content: bytes) -> Builder:
+    """The damaged pair with its BigEarthNet ``*_labels_metadata.json`` replaced by ``content``."""
+
+    def edit(s2: Path, s1: Path) -> Path:
+        target = _one(s2, "*_labels_metadata.json")
+        target.write_bytes(content)
+        return target
+
+    return _geotiff(edit)
+
+
+def _time_tag(s2: Path, s1: Path) -> Path:
+    for band in sorted(s2.glob("*_B*.tif")):
+        with rasterio.open(band, "r+") as ds:
+            ds.update_tags(ACQUISITION_TIME="2017-13-45T99:00:00")
+    (s2 / next(s2.glob("*_labels_metadata.json")).name).unlink()  # the tag is then the only time source
+    return s2
+
+
+def _symlink_loop(shared: Path, dest: Path) -> Path:
+    (dest / "loop").symlink_to(dest, target_is_directory=True)
+    return dest / "loop"
+
+
+def _fifo(shared: Path, dest: Path) -> Path:
+    os.mkfifo(dest / "incoming_B02.tif")
+    return dest / "incoming_B02.tif"
+
+
+def _deep_tree(shared: Path, dest: Path) -> Path:
+    from cloudlulc_edge.io.products import MAX_SCAN_DEPTH
+
+    deep = dest.joinpath(*[f"d{i}" for i in range(MAX_SCAN_DEPTH + 2)])
+    deep.mkdir(parents=True)
+    return dest.joinpath(*[f"d{i}" for i in range(MAX_SCAN_DEPTH + 1)])
+
+
+def _dangling(shared: Path, dest: Path) -> Path:
+    (dest / "dangling").symlink_to(dest / "gone")
+    return dest / "dangling"
+
+
+def _duplicate_pair(shared: Path, dest: Path) -> Path:
+    _pair(shared, dest / "damaged", DAMAGED)
+    s2, _ = _pair(shared, dest / "copy", DAMAGED)  # the same product id in another folder
+    return s2
+
+
+def _duplicate_safe(shared: Path, dest: Path) -> Path:
+    _s2_safe(shared, dest / "a")
+    return _s2_safe(shared, dest / "b")
+
+
+def _rewrite_values(
+    folder_glob: str, values: Callable[[np.ndarray], np.ndarray], **tags: str
+) -> Callable[[Path, Path], Path]:
+    """Rewrites every band of the pair's ``s2`` or ``s1`` folder as float32 ``values(data)``, with ``tags``."""
+
+    def edit(s2: Path, s1: Path) -> Path:
+        folder = s2 if folder_glob == "s2" else s1
+        for path in sorted(folder.glob("*.tif")):
+            with rasterio.open(path) as ds:
+                data, profile = ds.read().astype(np.float32), dict(ds.profile)
+            with rasterio.open(path, "w", **{**profile, "dtype": "float32", "nodata": None}) as out:
+                out.write(values(data).astype(np.float32))
+                if tags:
+                    out.update_tags(**tags)
+        return folder
+
+    return edit
+
+
+def _minus_inf(db: np.ndarray) -> np.ndarray:
+    out = db.copy()
+    out[:, :10, :10] = -np.inf  # log10(0) of zero power, written as dB
+    return out
+
+
+def _safe_band(edit: Callable[[Path, Path], None], manifest_sizes: bool = True) -> Builder:
+    """The S2 SAFE with its 60 m B04 edited by ``edit(B04, B03)``; optionally without manifest sizes/checksums."""
+
+    def build(shared: Path, dest: Path) -> Path:
+        product = _s2_safe(shared, dest)
+        b04 = _one(product, "GRANULE/*/IMG_DATA/R60m/*_B04_60m.jp2")
+        if not manifest_sizes:  # a repackaged product: the manifest lost sizes and checksums
+            manifest = product / "manifest.safe"
+            text = re.sub(r' size="\d+"', "", manifest.read_text())
+            manifest.write_text(re.sub(r"<checksum[^>]*>[^<]*</checksum>", "", text))
+        edit(b04, _one(product, "GRANULE/*/IMG_DATA/R60m/*_B03_60m.jp2"))
+        return b04
+
+    return build
+
+
+def _flip_byte(b04: Path, b03: Path) -> None:
+    data = bytearray(b04.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, decodes "fine"
+    b04.write_bytes(bytes(data))
+
+
+def _swap_band(b04: Path, b03: Path) -> None:
+    size = b04.stat().st_size
+    b04.write_bytes(b03.read_bytes()[:size].ljust(size, b"\0"))  # B03's codestream at B04's size
+
+
+def _half_resolution(b04: Path, b03: Path) -> None:
+    with rasterio.open(b04) as ds:
+        profile, data = dict(ds.profile), ds.read(out_shape=(1, ds.height // 2, ds.width // 2))
+    profile.update(width=data.shape[2], height=data.shape[1], transform=profile["transform"] * rasterio.Affine.scale(2))
+    b04.unlink()
+    with rasterio.open(b04, "w", **profile) as out:  # a 120 m band in the 60 m folder
+        out.write(data)
+
+
+def _truncate_band(b04: Path, b03: Path) -> None:
+    data = b04.read_bytes()
+    b04.write_bytes(data[: len(data) // 2])
+
+
+def _plan(edit: Callable[[dict[str, Any]], bytes]) -> Builder:
+    """A plan of the input folder (the good pair and the damaged pair), written as ``edit(plan JSON)``.
+
+    The plan lies beside the input folder; `run_case` reads it as ``run`` does, with the input
+    folder as the only ``--input-root``.
+    """
+
+    def build(shared: Path, dest: Path) -> Path:
+        _pair(shared, dest / "damaged", DAMAGED)
+        target = dest.parent / "plan.json"
+        plan_to_file(dest, target)
+        target.write_bytes(edit(json.loads(target.read_text())))
+        return target
+
+    return build
+
+
+def _damaged_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(p for p in doc["pairs"] if p["s2"]["product_id"].endswith(DAMAGED))
+
+
+def _plan_id(product_id: str) -> Callable[[dict[str, Any]], bytes]:
+    def edit(doc: dict[str, Any]) -> bytes:
+        _damaged_entry(doc)["s2"]["product_id"] = product_id
+        return json.dumps(doc).encode()
+
+    return edit
+
+
+def _plan_path(path: str) -> Callable[[dict[str, Any]], bytes]:
+    def edit(doc: dict[str, Any]) -> bytes:
+        _damaged_entry(doc)["s2"]["path"] = path
+        return json.dumps(doc).encode()
+
+    return edit
+
+
+def _plan_twice(doc: dict[str, Any]) -> bytes:
+    doc["pairs"].append(_damaged_entry(doc))
+    return json.dumps(doc).encode()
+
+
+def _map_name(damaged: Path) -> str:
+    """The map file name of the damaged product's scene."""
+    product = next((p for p in (damaged, *damaged.parents) if p.suffix == ".SAFE"), damaged)
+    return f"{product.name.removesuffix('.SAFE')}_lulc"
+
+
+def _link(name: str, directory: bool = False) -> Callable[[Path, Path, Path], None]:
+    """Plants ``OUTPUT/<name with {map}>`` as a symbolic link to the operator's file (or its folder)."""
+
+    def plant(out: Path, victim: Path, damaged: Path) -> None:
+        (out / name.format(map=_map_name(damaged))).symlink_to(victim.parent if directory else victim)
+
+    return plant
+
+
 # fmt: off
 CASES: tuple[Case, ...] = (
     # Hostile and broken XML (the real S2 L2A SAFE and the real S1 GRD SAFE metadata).
@@ -374,6 +559,69 @@ CASES: tuple[Case, ...] = (
     Case("unicode-and-spaces-in-paths", "paths", _unicode_path, "mapped"),
     # A scene whose declared size would exhaust memory is refused by the --max-memory guard.
     Case("s2-huge-declared-size", "resources", _huge_scene, "refused", "max-memory"),
+    # scan isolation: one bad entry is an "unusable input", the rest is scanned and mapped
+    Case("ben-sidecar-truncated", "scan", _sidecar(b'{"acquisition_ti'), "refused",
+         "unreadable BigEarthNet metadata sidecar"),
+    Case("ben-sidecar-list", "scan", _sidecar(b"[1, 2]"), "refused", "is not a JSON object"),
+    Case("ben-sidecar-binary", "scan", _sidecar(bytes(range(256))), "refused",
+         "unreadable BigEarthNet metadata sidecar"),
+    Case("ben-sidecar-nested-deep", "scan", _sidecar(b"[" * 100_000), "refused",
+         "unreadable BigEarthNet metadata sidecar"),
+    Case("ben-time-unparseable", "scan", _sidecar(b'{"acquisition_time": "last tuesday"}'), "refused",
+         "is not an ISO 8601 time"),
+    Case("geotiff-time-tag-unparseable", "scan", _geotiff(_time_tag), "refused", "ACQUISITION_TIME tag"),
+    Case("symlink-loop", "scan", _symlink_loop, "refused", "symlink loop"),
+    Case("fifo-with-a-raster-name", "scan", _fifo, "refused", "not a regular file or folder"),
+    Case("tree-too-deep", "scan", _deep_tree, "refused", "deeper than"),
+    Case("dangling-symlink", "scan", _dangling, "refused", "cannot be read"),
+    # identity: two products with one id are never merged into one map
+    Case("duplicate-id-geotiff", "identity", _duplicate_pair, "one-mapped", "same id"),
+    Case("duplicate-id-safe", "identity", _duplicate_safe, "one-mapped", "same id", resolution=60),
+    # confinement: links planted in OUTPUT are never written through
+    Case("planted-lock-link-geotiff", "output", _geotiff(lambda s2, s1: s2), "refused",
+         "lock path is a symbolic link", plant=_link(".{map}.lock")),
+    Case("planted-lock-link-safe", "output", _s2_safe, "refused", "lock path is a symbolic link", resolution=60,
+         plant=_link(".{map}.lock")),
+    Case("planted-map-link-geotiff", "output", _geotiff(lambda s2, s1: s2), "refused",
+         "map path is a symbolic link", plant=_link("{map}.tif")),
+    Case("planted-map-link-safe", "output", _s2_safe, "refused", "map path is a symbolic link", resolution=60,
+         plant=_link("{map}.tif")),
+    Case("planted-partial-link", "output", _geotiff(lambda s2, s1: s2), "mapped", plant=_link(".{map}.partial.tif")),
+    Case("planted-workdir-link", "output", _geotiff(lambda s2, s1: s2), "mapped",
+         plant=_link(".{map}.work", directory=True)),
+    Case("planted-stac-temp-link", "output", _geotiff(lambda s2, s1: s2), "mapped", plant=_link(".{map}.json.tmp")),
+    # silent garbage: wrong units and values are refused (or are no data), never mapped as if right
+    Case("s1-linear-without-units-tag", "domain", _geotiff(_rewrite_values("s1", lambda db: 10 ** (db / 10))),
+         "refused", "look like linear power"),
+    Case("s1-db-tagged-linear", "domain", _geotiff(_rewrite_values("s1", lambda db: db, S1_UNITS="linear")),
+         "refused", "these are dB"),
+    Case("s1-minus-infinity-db", "domain", _geotiff(_rewrite_values("s1", _minus_inf)), "mapped"),
+    Case("s2-reflectance-as-dn", "domain", _geotiff(_rewrite_values("s2", lambda dn: dn / 10000.0)), "refused",
+         "look like reflectance"),
+    # plans are input: path-like ids never become paths, entries stay inside --input-root, bad files are refused
+    Case("plan-id-parent-dir", "plan", _plan(_plan_id("../escaped")), "refused", "cannot name a map file",
+         mode="plan"),
+    Case("plan-id-absolute", "plan", _plan(_plan_id("/tmp/cloudlulc-escaped")), "refused", "cannot name a map file",
+         mode="plan"),
+    Case("plan-id-newline", "plan", _plan(_plan_id("S2A_MSIL2A_x\nrm -rf")), "refused", "cannot name a map file",
+         mode="plan"),
+    Case("plan-id-hidden", "plan", _plan(_plan_id(".hidden")), "refused", "cannot name a map file", mode="plan"),
+    Case("plan-entry-outside-input-root", "plan", _plan(_plan_path("/etc")), "refused",
+         "outside the allowed input root", mode="plan"),
+    Case("plan-entry-dotdot-escape", "plan", _plan(_plan_path("inputs/../../../../etc")), "refused",
+         "outside the allowed input root", mode="plan"),
+    Case("plan-entries-share-a-map-name", "plan", _plan(_plan_twice), "refused", "share a map name", mode="plan"),
+    Case("plan-not-utf8", "plan", _plan(lambda doc: b"\xff\xfe" + json.dumps(doc).encode()), "refused",
+         "not a readable plan", mode="plan"),
+    Case("plan-nested-deep", "plan", _plan(lambda doc: b"[" * 100_000), "refused", "not a readable plan", mode="plan"),
+    Case("plan-not-an-object", "plan", _plan(lambda doc: b"[1, 2]"), "refused", "not a plan", mode="plan"),
+    # integrity where the format offers it (SAFE manifest checksums, MTD grids, GDAL decode errors)
+    Case("s2-jp2-byte-flipped", "integrity", _safe_band(_flip_byte), "refused", "SHA3-256 differs", resolution=60),
+    Case("s2-jp2-swapped-band", "integrity", _safe_band(_swap_band), "refused", "SHA3-256 differs", resolution=60),
+    Case("s2-jp2-coarser-band-no-manifest-sizes", "integrity", _safe_band(_half_resolution, manifest_sizes=False),
+         "refused", "grid in MTD_TL.xml", resolution=60),
+    Case("s2-jp2-truncated-no-manifest-sizes", "integrity", _safe_band(_truncate_band, manifest_sizes=False),
+         "refused", "truncated|corrupt|decode|cannot read|Stream", resolution=60),
 )
 # fmt: on
 
@@ -412,6 +660,8 @@ def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResu
     inputs, out = work / "inputs", work / "outputs"
     inputs.mkdir(parents=True)
     result = CaseResult(case.name, case.group, case.expect, False)
+    if case.mode == "plan":
+        _pair(shared, inputs / "good", GOOD)  # the plan must hold it
     damaged = case.build(shared, inputs)
     if case.mode == "open_s1":
         try:
@@ -427,10 +677,31 @@ def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResu
         result.handled = all(result.checks.values())
         return result
 
-    _pair(shared, inputs / "good", GOOD)
+    if case.mode != "plan":
+        _pair(shared, inputs / "good", GOOD)
+    victim = work / "operator" / "precious.txt"  # an operator's file outside OUTPUT: it must never change
+    victim.parent.mkdir()
+    victim.write_text("an operator's file\n")
+    planted: set[Path] = set()
+    if case.plant is not None:
+        out.mkdir()
+        case.plant(out, victim, damaged)
+        planted = set(out.iterdir())  # the case's own links: the checks below are about what the run wrote
     before = _snapshot(work, out)
+    if case.mode == "plan":
+        try:
+            plan = read_plan(damaged, [inputs])
+        except CloudLULCError as exc:  # refused as a whole: nothing may be mapped or written
+            message = str(exc)
+            result.checks = {"refused with a specific message": bool(re.search(case.match, message)),
+                             "message names the file": damaged.name in message,
+                             "nothing written": not out.exists() or not any(out.iterdir()),
+                             "inputs unchanged, nothing written outside the output": _snapshot(work, out) == before}  # fmt: skip
+            result.detail = message.replace(f"{work}/", "")
+            result.handled = all(result.checks.values())
+            return result
     try:
-        plan = plan_directory(inputs)
+        plan = read_plan(damaged, [inputs]) if case.mode == "plan" else plan_directory(inputs)
         options = OPTIONS if case.resolution is None else replace(OPTIONS, resolution=case.resolution)
         report, _ = run_pairs("fault-matrix", plan.pairs, backend, out, options, None, None, None, plan.skipped)
     except Exception as exc:  # noqa: BLE001 - a crash is exactly what the matrix reports
@@ -441,9 +712,16 @@ def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResu
     good = next((s for name, s in scenes.items() if name.endswith(GOOD)), None)
     checks: dict[str, bool] = {"good scene mapped": good is not None and good.status == "done"}
     damaged_scenes = [s for name, s in scenes.items() if not name.endswith(GOOD)]
+    done = [s for s in report.scenes if s.status == "done"]
+    checks["no two scenes in one map"] = len({s.output for s in done}) == len(done)
     if case.expect == "mapped":
         checks["damaged scene mapped"] = bool(damaged_scenes) and all(s.status == "done" for s in damaged_scenes)
         result.detail = "; ".join(f"{s.name}: {s.status} {s.error or ''}".strip() for s in damaged_scenes)
+    elif case.expect == "one-mapped":
+        hit = [f"{s.path}: {s.reason}" for s in plan.skipped if re.search(case.match, s.reason)]
+        checks["one of them mapped"] = sum(s.status == "done" for s in damaged_scenes) == 1
+        checks["the other refused, named"] = len(hit) == 1 and damaged.name in hit[0]
+        result.detail = " | ".join(hit)[:400]
     else:
         messages = [f"{s.path}: {s.reason}" for s in plan.skipped] + [
             f"{s.name}: {s.error}" for s in damaged_scenes if s.status == "failed"
@@ -454,9 +732,10 @@ def run_case(case: Case, shared: Path, work: Path, backend: Backend) -> CaseResu
         checks["message names the file"] = any(any(n in m for n in names) for m in hit)
         checks["nothing mapped from it"] = not any(s.status == "done" for s in damaged_scenes)
         result.detail = " | ".join(hit or messages)[:400]
-    leftovers = [p for p in out.rglob("*") if p.is_file() and (p.name.startswith(".") or p.suffix in (".tmp", ".part"))]
+    leftovers = [p for p in out.rglob("*") if p.is_file() and p not in planted
+                 and (p.name.startswith(".") or p.suffix in (".tmp", ".part"))]  # fmt: skip
     checks["no temporary files"] = not leftovers
-    checks["every map valid"] = all(_map_valid(p) for p in out.glob("*_lulc.tif"))
+    checks["every map valid"] = all(_map_valid(p) for p in out.glob("*_lulc.tif") if p not in planted)
     checks["inputs unchanged, nothing written outside the output"] = _snapshot(work, out) == before
     result.checks = checks
     result.handled = all(checks.values())

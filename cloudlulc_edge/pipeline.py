@@ -425,6 +425,7 @@ def map_settings(pair: Pair, backend: Backend, options: MapOptions) -> dict[str,
     """
     ident, opts = backend.identity, options.to_dict()
     settings = {"model": ident.name, "model_version": ident.version, "model_sha256": ident.sha256,
+                **({"artifact_sha256": ident.artifact_sha256} if ident.artifact_sha256 else {}),
                 "runtime": backend.runtime, "s2": pair.s2.product_id, "s1": [p.product_id for p in pair.s1],
                 **{k: opts[k] for k in MAP_CONTENT_OPTIONS},
                 "outputs": [k for k in MAP_EXTRA_OUTPUTS if opts[k]]}  # fmt: skip
@@ -559,6 +560,7 @@ def _tags(pair: Pair, reader: SceneReader, backend: Backend, options: MapOptions
         "MODEL_NAME": ident.name,
         "MODEL_VERSION": ident.version,
         "MODEL_SHA256": ident.sha256,
+        **({"MODEL_ARTIFACT_SHA256": ident.artifact_sha256} if ident.artifact_sha256 else {}),
         "TILE": str(options.tile),
         "OVERLAP": str(options.overlap),
         "BLEND": "raised-cosine softmax probabilities",

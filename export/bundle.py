@@ -50,6 +50,7 @@ __all__ = [
     "compare_logits",
     "export_model",
     "export_request",
+    "listed_sha256",
     "read_manifest",
 ]
 
@@ -268,23 +269,43 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     """Reads an export's manifest and verifies every artifact's SHA-256.
 
     Raises:
-        ExportError: No manifest, malformed JSON, or an artifact missing or altered.
+        ExportError: No manifest; a manifest that is not a UTF-8 JSON object with a list of
+            ``{"file", "sha256"}`` artifacts; an artifact named outside the export folder; or an
+            artifact missing or altered.
     """
     folder = Path(directory)
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ExportError("no manifest.json: not an export directory", folder)
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ExportError(f"manifest is not valid JSON: {exc}", path) from exc
-    for art in manifest.get("artifacts", []):
-        file = folder / art["file"]
+    if not isinstance(manifest, dict):
+        raise ExportError(f"manifest is a JSON {type(manifest).__name__}, not an object", path)
+    artifacts = manifest.get("artifacts", [])
+    if not isinstance(artifacts, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("file"), str) and isinstance(a.get("sha256"), str) for a in artifacts
+    ):
+        raise ExportError('manifest "artifacts" must be a list of {"file", "sha256"} objects', path)
+    for art in artifacts:
+        name = art["file"]
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\x00" in name:
+            raise ExportError(f"artifact {name!r} lies outside the export folder; refused", path)
+        file = folder / name
         if not file.is_file():
             raise ExportError("artifact listed in the manifest is missing", file)
         if sha256_file(file) != art["sha256"]:
             raise ExportError("artifact does not match its manifest SHA-256 (altered or truncated)", file)
     return manifest
+
+
+def listed_sha256(manifest: dict[str, Any], folder: Path, file: Path) -> str | None:
+    """The SHA-256 a manifest read by `read_manifest` (so verified) lists for ``file``, or None if unlisted."""
+    for art in manifest.get("artifacts", []):
+        if (folder / art["file"]).resolve() == file.resolve():
+            return str(art["sha256"])
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,12 @@ def backend() -> TorchBackend:
 
 def test_the_matrix_covers_the_issue():
     groups = {c.group for c in CASES}
-    assert groups == {"xml", "safe", "zip", "geotiff", "scene", "paths", "resources"}
-    assert len({c.name for c in CASES}) == len(CASES) >= 35
+    assert groups == {"xml", "safe", "zip", "geotiff", "scene", "paths", "resources",  # the first matrix
+                      "scan", "identity", "output", "domain", "integrity", "plan"}  # hardening: inputs nobody listed
+    assert len({c.name for c in CASES}) == len(CASES) >= 70
+    # Both input paths: the SAFE and the GeoTIFF readers meet the output, identity and integrity classes.
+    safe = {c.group for c in CASES if "safe" in c.name or c.resolution == 60}
+    assert {"identity", "output", "integrity", "safe"} <= safe
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cloudlulc_edge.backends.base import Backend
-from cloudlulc_edge.errors import CloudLULCError, OptionsError
+from cloudlulc_edge.errors import CloudLULCError, ExportError, OptionsError
 from cloudlulc_edge.models.loading import LoadedModel, ModelIdentity, load_model
 
 __all__ = [
@@ -123,28 +124,56 @@ def check_spec(spec: BackendSpec) -> None:
 
 
 def export_identity(path: Path, tile: int) -> ModelIdentity:
-    """The identity an export's manifest records for a graph or engine at ``path``.
+    """The identity of the graph or engine at ``path``: what its export's manifest records, and its own hash.
 
     The export directory is ``path`` itself, or the nearest folder above it that holds a
     ``manifest.json`` (an engine sits in ``EXPORT/engines/<key>/``). Its manifest is read with
-    `export.bundle.read_manifest`, which verifies every artifact's SHA-256. Without a manifest the
-    identity is ``unknown``.
+    `export.bundle.read_manifest`, which verifies every artifact's SHA-256. A graph file in the
+    export folder must be one of those artifacts: a file dropped beside a manifest that does not
+    list it would run unverified under the manifest's identity. ``artifact_sha256`` is the hash of
+    the file that runs: the manifest's verified one for a graph, the one ``engine.json`` records
+    (checked when the engine loads) for an engine, the file's own for a graph without a manifest.
+    What the manifest says of the weights (``sha256``) is a claim that only a signature could
+    prove; the map records both.
 
     Raises:
-        ExportError: A manifest that is malformed or whose artifacts were altered.
+        ExportError: A manifest that is malformed, whose artifacts were altered, or that does not
+            list the graph at ``path``.
     """
-    from cloudlulc_edge.export.bundle import MANIFEST_FILE, read_manifest
+    from cloudlulc_edge.export.bundle import MANIFEST_FILE, listed_sha256, read_manifest
+    from cloudlulc_edge.export.engine_builder import ENGINE_MANIFEST
+    from cloudlulc_edge.files import sha256_file
 
     start = path if path.is_dir() else path.parent
+    artifact = None if path.is_dir() else _artifact_sha256(path, ENGINE_MANIFEST)
     for folder in [start, *list(start.parents)[:_ENGINE_DEPTH]]:
         if (folder / MANIFEST_FILE).is_file():
-            model = read_manifest(folder).get("model", {})
+            manifest = read_manifest(folder)
+            if not path.is_dir() and path.parent == folder:
+                artifact = listed_sha256(manifest, folder, path)
+                if artifact is None:
+                    raise ExportError(f"{path.name} is not listed in this export's {MANIFEST_FILE}: its bytes cannot "
+                                      "be verified; export again or remove it", path)  # fmt: skip
+            model = manifest.get("model", {})
             if not isinstance(model, dict):
                 model = {}
             return ModelIdentity(str(model.get("variant")), str(model.get("version")), str(model.get("weights_sha256")),
                                  tile, str(model.get("s1_radiometry", "sigma0")),
-                                 str(model.get("s1_geocoding", "RD_DEM")))  # fmt: skip
-    return ModelIdentity("unknown", "unknown", "unknown", tile)
+                                 str(model.get("s1_geocoding", "RD_DEM")), artifact)  # fmt: skip
+    return ModelIdentity("unknown", "unknown", "unknown", tile,
+                         artifact_sha256=artifact or (sha256_file(path) if path.is_file() else None))  # fmt: skip
+
+
+def _artifact_sha256(path: Path, engine_manifest: str) -> str | None:
+    """The SHA-256 ``engine.json`` beside an engine records (the engine's loader verifies it), or None."""
+    record = path.parent / engine_manifest
+    if not record.is_file():
+        return None
+    try:
+        sha = json.loads(record.read_text(encoding="utf-8")).get("sha256")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None  # the loader refuses it with the reason
+    return sha if isinstance(sha, str) else None
 
 
 @dataclass(frozen=True)
@@ -290,7 +319,9 @@ def open_resolved(resolved: ResolvedBackend) -> Backend:
 
         precision = _auto_precision(spec.model, spec.precision) if spec.model.is_dir() else spec.precision
         path = spec.model / f"model_{precision}.onnx" if spec.model.is_dir() else spec.model
-        identity = export_identity(spec.model, 0)  # reads the manifest and hashes every artifact: once
+        if not path.is_file():
+            raise ExportError("ONNX model not found", path)
+        identity = export_identity(path, 0)  # verifies the bytes before onnxruntime parses them
         ort_backend = OnnxRuntimeBackend(path, identity, spec.device)
         ort_backend.identity = dataclasses.replace(identity, tile=ort_backend.tile)  # the graph fixes the tile
         return ort_backend

@@ -38,6 +38,9 @@ class ModelIdentity:
         tile: Tile side the model runs at (0: not fixed, torch).
         s1_radiometry: S1 radiometry the model was trained on (its card's contract).
         s1_geocoding: How its training S1 was geocoded (``RD_DEM`` or ``GCP_ELLIPSOID``).
+        artifact_sha256: SHA-256 of the exported graph or engine file that runs, verified before
+            use (None for torch, whose weights file is ``sha256``). An export's manifest only
+            *claims* ``sha256``; this is what the bytes that made the map are.
     """
 
     name: str
@@ -46,6 +49,7 @@ class ModelIdentity:
     tile: int
     s1_radiometry: str = "sigma0"
     s1_geocoding: str = "RD_DEM"
+    artifact_sha256: str | None = None
 
     @property
     def trained(self) -> bool:

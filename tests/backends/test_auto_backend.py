@@ -19,6 +19,7 @@ from cloudlulc_edge.cli import app
 from cloudlulc_edge.errors import OptionsError
 from cloudlulc_edge.export.bundle import read_manifest
 from cloudlulc_edge.export.graph_cache import CACHE_ENV, cache_root, carried_graphs, graph_dir
+from cloudlulc_edge.files import sha256_file
 from cloudlulc_edge.models.checkpoint import read_card
 from cloudlulc_edge.models.loading import load_model
 from cloudlulc_edge.weights import default_checkpoint
@@ -109,6 +110,9 @@ def test_map_without_a_backend_flag_runs_onnxruntime_within_the_accuracy_gate(bi
     for path in maps:
         with rasterio.open(path) as a, rasterio.open(tmp_path / "torch" / path.name) as b:
             agree.append(float((a.read(1) == b.read(1)).mean()))
+            # Provenance: the graph that ran (its verified bytes) beside the weights it claims; torch has no graph.
+            assert a.tags()["MODEL_ARTIFACT_SHA256"] == sha256_file(DEFAULT / "onnx-t128" / "model_fp16.onnx")
+            assert a.tags()["MODEL_SHA256"] == b.tags()["MODEL_SHA256"] and "MODEL_ARTIFACT_SHA256" not in b.tags()
     assert min(agree) >= 0.99, agree
 
 

@@ -98,6 +98,52 @@ def test_altered_artifacts_and_missing_manifest_are_refused(exported, tmp_path):
         read_manifest(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[1, 2]", "not an object"),
+        (b"\xff\xfe not utf-8", "not valid JSON"),
+        (b"[" * 100_000, "not valid JSON"),
+        (b'{"artifacts": {"file": "x"}}', "must be a list"),
+        (b'{"artifacts": [{"file": "../../etc/passwd", "sha256": "0"}]}', "outside the export folder"),
+        (b'{"artifacts": [{"file": "/etc/passwd", "sha256": "0"}]}', "outside the export folder"),
+    ],
+)
+def test_malformed_manifests_are_refused_with_the_reason(tmp_path, content, message):
+    (tmp_path / "manifest.json").write_bytes(content)
+    with pytest.raises(ExportError, match=message):
+        read_manifest(tmp_path)
+
+
+def test_a_map_records_the_bytes_that_ran_and_an_unlisted_graph_is_refused(exported, tmp_path):
+    """A consistently edited bundle (graph and manifest) keeps its claimed weights hash, but the map records the
+    hash of the graph that actually ran; a graph dropped beside a manifest that does not list it never runs."""
+    import shutil
+
+    from cloudlulc_edge.backends import BackendSpec, open_backend
+    from cloudlulc_edge.files import sha256_file
+
+    out, _ = exported
+    forged = tmp_path / "forged"
+    shutil.copytree(out, forged)
+    graph = forged / "model_fp32.onnx"
+    real = open_backend(BackendSpec("onnxruntime", model=out / "model_fp32.onnx")).identity
+    assert real.artifact_sha256 == sha256_file(out / "model_fp32.onnx")
+    shutil.copyfile(out / "model_fp16.onnx", graph)  # other bytes under the fp32 name, manifest updated to match
+    manifest = json.loads((forged / "manifest.json").read_text())
+    for art in manifest["artifacts"]:
+        if art["file"] == graph.name:
+            art["sha256"] = sha256_file(graph)
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    ran = open_backend(BackendSpec("onnxruntime", model=graph)).identity
+    assert ran.sha256 == real.sha256  # the claim cannot be disproved without a signature…
+    assert ran.artifact_sha256 == sha256_file(graph) != real.artifact_sha256  # …but the map records what ran
+    unlisted = forged / "model_extra.onnx"
+    shutil.copyfile(graph, unlisted)
+    with pytest.raises(ExportError, match="not listed in this export"):
+        open_backend(BackendSpec("onnxruntime", model=unlisted))
+
+
 def test_cli_failures_exit_non_zero_with_the_reason(exported, tmp_path):
     out, _ = exported
     result = CliRunner().invoke(app, ["engine", "build", str(out), "--precision", "int8"])
