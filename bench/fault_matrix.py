@@ -401,7 +401,7 @@ def _rewrite_values(
 
 
 def _minus_inf(db: np.ndarray) -> np.ndarray:
-    out = db.copy()
+    out: np.ndarray = db.copy()
     out[:, :10, :10] = -np.inf  # log10(0) of zero power, written as dB
     return out
 
