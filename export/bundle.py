@@ -93,19 +93,33 @@ class ExportOptions:
 
 
 def compare_logits(reference: npt.NDArray[np.float32], other: npt.NDArray[np.float32]) -> dict[str, float]:
-    """Max/mean |Δ| and argmax agreement of two (B, K, t, t) logit arrays."""
-    diff = np.abs(reference.astype(np.float64) - other.astype(np.float64))
-    agree = float((reference.argmax(1) == other.argmax(1)).mean())
-    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "argmax_agreement": agree}
+    """Max/mean |Δ| and argmax agreement of two (B, K, t, t) logit arrays.
+
+    Tile by tile, in float64 per tile: whole-array float64 copies of 64 calibration tiles' logits
+    held 2.4 GB of temporaries at once.
+    """
+    top, total, agree = 0.0, 0.0, 0
+    for ref, oth in zip(reference, other, strict=True):
+        diff = np.abs(ref.astype(np.float64) - oth)
+        top, total = max(top, float(diff.max())), total + float(diff.sum())
+        agree += int((ref.argmax(0) == oth.argmax(0)).sum())
+    pixels = reference.shape[0] * reference.shape[2] * reference.shape[3]
+    return {"max_abs": top, "mean_abs": total / (pixels * reference.shape[1]), "argmax_agreement": agree / pixels}
 
 
-def _ort_logits(path: Path, inputs: dict[str, npt.NDArray[np.float32]], batch: int = 4) -> npt.NDArray[np.float32]:
+def _ort_logits(path: Path, inputs: dict[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    """The graph's (N, K, t, t) logits, one tile per call into one array (onnxruntime's arena holds one tile)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    n = len(inputs["s2"])
-    chunks = [session.run(None, {k: v[i : i + batch] for k, v in inputs.items()})[0] for i in range(0, n, batch)]
-    return np.concatenate(chunks).astype(np.float32)
+    out: npt.NDArray[np.float32] | None = None
+    for i in range(len(inputs["s2"])):
+        logits = session.run(None, {k: v[i : i + 1] for k, v in inputs.items()})[0]
+        if out is None:
+            out = np.empty((len(inputs["s2"]), *logits.shape[1:]), np.float32)
+        out[i] = logits[0]
+    assert out is not None
+    return out
 
 
 def _torch_logits(model: nn.Module, inputs: dict[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
@@ -222,8 +236,7 @@ def export_model(
         calib_inputs = calibration.arrays
         fp32_calib = _ort_logits(fp32, calib_inputs)
     if "fp16" in options.precisions:
-        calib_file = out / "calibration.npz" if calib_inputs is not None else None
-        fp16 = convert_fp16(fp32, out / "model_fp16.onnx", options.regions, calib_file)
+        fp16 = convert_fp16(fp32, out / "model_fp16.onnx", options.regions, calib_inputs)
         extra = {"parity_vs_fp32": compare_logits(fp32_calib, _ort_logits(fp16, calib_inputs))} if calib_inputs else {}
         artifacts.append(_artifact(fp16, "standard", "fp16", **extra))
     if "int8" in options.precisions and calib_inputs is not None:

@@ -11,7 +11,14 @@ import pytest
 
 from cloudlulc_edge.errors import ExportError
 from cloudlulc_edge.export.calibration import build_calibration_set
-from cloudlulc_edge.export.precision import SensitiveRegions, convert_fp16, matching_nodes, module_path, quantize_int8
+from cloudlulc_edge.export.precision import (
+    SensitiveRegions,
+    convert_fp16,
+    fp16_range_exclusions,
+    matching_nodes,
+    module_path,
+    quantize_int8,
+)
 from cloudlulc_edge.io.products import scan
 from cloudlulc_edge.pairing import pair_products
 from tests.export.conftest import TILE
@@ -41,11 +48,35 @@ def bigearthnet_v1_module() -> Path:
 @pytest.fixture(scope="module")
 def converted(edge_onnx, calibration, tmp_path_factory):
     out = tmp_path_factory.mktemp("precision")
-    calib_file = out / "calibration.npz"
-    calibration.save(calib_file)
-    fp16 = convert_fp16(edge_onnx["standard"], out / "fp16.onnx", calibration=calib_file)
+    fp16 = convert_fp16(edge_onnx["standard"], out / "fp16.onnx", calibration=calibration.arrays)
     int8, excluded = quantize_int8(edge_onnx["standard"], out / "int8.onnx", calibration.arrays, "entropy")
     return {"fp16": fp16, "int8": int8, "excluded": excluded}
+
+
+def test_fp16_range_check_over_tiles_equals_holding_every_tensor(edge_onnx, calibration):
+    """The streamed range check excludes exactly the nodes that AutoCast's way (every tensor an output, all
+    tiles held) finds above the threshold, on thresholds that split the graph."""
+    model = onnx.load(str(edge_onnx["standard"]))
+    produced = [t for n in model.graph.node for t in n.output if t]
+    del model.graph.output[:]
+    model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in produced)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    tiles = {k: v[:5] for k, v in calibration.arrays.items()}
+    held = [dict(zip(names, session.run(None, {k: v[i : i + 1] for k, v in tiles.items()}), strict=True))
+            for i in range(5)]  # fmt: skip
+    absmax = {k: float(np.abs(v).max()) for k, v in tiles.items()}
+    for values in held:
+        for name, value in values.items():
+            if value.dtype.kind == "f" and value.size and not np.isnan(top := float(np.abs(value).max())):
+                absmax[name] = max(absmax.get(name, 0.0), top)  # AutoCast's np.max: NaN is never above data_max
+    finite = [v for v in absmax.values() if np.isfinite(v)]  # random weights: some tensors overflow
+    for data_max in np.percentile(finite, [25, 50, 75]):
+        expected = [
+            n.name for n in model.graph.node if any(absmax.get(t, 0.0) > data_max for t in (*n.input, *n.output))
+        ]
+        assert 0 < len(expected) < len(model.graph.node)
+        assert fp16_range_exclusions(edge_onnx["standard"], tiles, float(data_max)) == expected
 
 
 def _run(path, inputs):
