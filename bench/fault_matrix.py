@@ -65,7 +65,9 @@ class Case:
 
     Attributes:
         name: Case id.
-        group: ``xml``, ``safe``, ``zip``, ``geotiff``, ``scene``, ``paths`` or ``resources``.
+        group: ``xml``, ``safe``, ``zip``, ``geotiff``, ``scene``, ``paths``, ``resources`` (the
+            listed faults) or ``scan``, ``identity``, ``output``, ``domain``, ``integrity``,
+            ``plan`` (hardening against inputs nobody listed).
         build: ``(shared data, input folder) -> damaged path`` (written inside the input folder).
         expect: ``refused``, ``mapped``, or ``one-mapped`` (two products with one id: one is
             mapped, the other refused with a message naming it; never merged into one map).
