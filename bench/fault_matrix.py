@@ -384,12 +384,12 @@ def _duplicate_safe(shared: Path, dest: Path) -> Path:
 
 
 def _rewrite_values(
-    folder_glob: str, values: Callable[[np.ndarray], np.ndarray], **tags: str
+    which: str, values: Callable[[np.ndarray], np.ndarray], **tags: str
 ) -> Callable[[Path, Path], Path]:
     """Rewrites every band of the pair's ``s2`` or ``s1`` folder as float32 ``values(data)``, with ``tags``."""
 
     def edit(s2: Path, s1: Path) -> Path:
-        folder = s2 if folder_glob == "s2" else s1
+        folder = s2 if which == "s2" else s1
         for path in sorted(folder.glob("*.tif")):
             with rasterio.open(path) as ds:
                 data, profile = ds.read().astype(np.float32), dict(ds.profile)
