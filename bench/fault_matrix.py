@@ -242,13 +242,18 @@ def _rewrite_band(band: str, transform: Transform) -> Callable[[Path, Path], Pat
     return edit
 
 
-def _all_bands(s2: Path, fill: Callable[[np.ndarray], np.ndarray]) -> Path:
-    for path in sorted(s2.glob("*_B*.tif")):
+def _all_bands(folder: Path, fill: Callable[[np.ndarray], np.ndarray], float32: bool = False, **tags: str) -> Path:
+    """Rewrites every band file of ``folder`` as ``fill(data)``: in its own type, or as float32 without nodata."""
+    for path in sorted(folder.glob("*.tif")):
         with rasterio.open(path) as ds:
             data, profile = ds.read(), dict(ds.profile)
+        if float32:
+            data, profile = data.astype(np.float32), {**profile, "dtype": "float32", "nodata": None}
         with rasterio.open(path, "w", **profile) as out:
             out.write(fill(data).astype(data.dtype))
-    return s2
+            if tags:
+                out.update_tags(**tags)
+    return folder
 
 
 def _nan_inf(data: np.ndarray, profile: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -387,19 +392,7 @@ def _rewrite_values(
     which: str, values: Callable[[np.ndarray], np.ndarray], **tags: str
 ) -> Callable[[Path, Path], Path]:
     """Rewrites every band of the pair's ``s2`` or ``s1`` folder as float32 ``values(data)``, with ``tags``."""
-
-    def edit(s2: Path, s1: Path) -> Path:
-        folder = s2 if which == "s2" else s1
-        for path in sorted(folder.glob("*.tif")):
-            with rasterio.open(path) as ds:
-                data, profile = ds.read().astype(np.float32), dict(ds.profile)
-            with rasterio.open(path, "w", **{**profile, "dtype": "float32", "nodata": None}) as out:
-                out.write(values(data).astype(np.float32))
-                if tags:
-                    out.update_tags(**tags)
-        return folder
-
-    return edit
+    return lambda s2, s1: _all_bands(s2 if which == "s2" else s1, values, float32=True, **tags)
 
 
 def _minus_inf(db: np.ndarray) -> np.ndarray:

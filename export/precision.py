@@ -226,14 +226,14 @@ def fp16_range_exclusions(
     options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     options.enable_cpu_mem_arena = False
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
     absmax: dict[str, float] = {k: float(np.max(np.abs(v))) if v.size else 0.0 for k, v in calibration.items()}
     for i in range(len(next(iter(calibration.values())))):
         values = session.run(None, {k: v[i : i + 1] for k, v in calibration.items()})
         for t, value in zip(tensors, values, strict=True):
             if not np.isnan(value):  # as AutoCast's np.max: a NaN tensor is never above data_max; ±inf always is
                 absmax[t] = max(absmax.get(t, 0.0), float(value))
-    graph = onnx.load(str(src), load_external_data=False).graph
-    return [n.name for n in graph.node if any(absmax.get(t, 0.0) > data_max for t in (*n.input, *n.output) if t)]
+    return [n.name for n in nodes if any(absmax.get(t, 0.0) > data_max for t in (*n.input, *n.output) if t)]
 
 
 def quantize_int8(
